@@ -1,0 +1,14 @@
+import type { ProviderAdapter } from './index.js';
+
+/**
+ * OpenRouter attributes traffic by `HTTP-Referer` and title headers
+ * (openrouter.ai/docs/app-attribution). Its in-band errors (200 bodies with
+ * `error`, chunks with `finish_reason: "error"`) are handled for every type.
+ */
+export const openrouter: ProviderAdapter = {
+  headers: () => ({
+    'HTTP-Referer': 'https://github.com/failproxy/failproxy',
+    'X-Title': 'FailProxy',
+    'X-OpenRouter-Title': 'FailProxy',
+  }),
+};

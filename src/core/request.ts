@@ -1,0 +1,59 @@
+/**
+ * Building one upstream request from the client's (SPEC §3.1, §3.5), and
+ * judging a complete non-streamed upstream body.
+ */
+import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
+import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
+import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
+
+/**
+ * The upstream body: the client's request with the endpoint's model, its
+ * overriding fields and `params`, and the stream mode this endpoint is
+ * called in. A streamed upstream is always asked for usage (so logs and
+ * aggregated answers have it); clients only see it when they asked.
+ */
+export function buildUpstreamBody(request: ChatRequest, endpoint: Endpoint, upstreamStream: boolean): string {
+  const body: JsonObject = { ...request, model: endpoint.model };
+  if (endpoint.temperature !== undefined) body.temperature = endpoint.temperature;
+  if (endpoint.max_tokens !== undefined) body.max_tokens = endpoint.max_tokens;
+  for (const key in endpoint.params) body[key] = endpoint.params[key];
+  body.stream = upstreamStream;
+  if (upstreamStream) {
+    const clientOptions = request.stream_options;
+    body.stream_options =
+      clientOptions && typeof clientOptions === 'object' ? { ...clientOptions, include_usage: true } : { include_usage: true };
+  } else {
+    // vLLM rejects stream_options without stream:true.
+    delete body.stream_options;
+  }
+  return JSON.stringify(body);
+}
+
+export type BodyVerdict = { completion: ChatCompletion } | { failure: Failure };
+
+/** A 2xx body that is not an event stream: a usable completion, or why not. */
+export function judgeCompletionBody(text: string, contentType: string, options: NormalizeOptions): BodyVerdict {
+  const trimmed = text.trim();
+  if (trimmed === '') return invalid('empty response body');
+  if (trimmed.startsWith('<')) return invalid(extractUpstreamMessage(trimmed, contentType || 'text/html'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch {
+    return invalid(`response is not JSON: ${extractUpstreamMessage(trimmed, contentType)}`);
+  }
+  const payload = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!payload || typeof payload !== 'object') return invalid('response is not a JSON object');
+  const obj = payload as JsonObject;
+  const inBody = failureFromErrorPayload(obj);
+  if (inBody) return { failure: inBody };
+  if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
+  const completion = normalizeCompletion(obj, options);
+  if (!completion) return invalid('response has no choices[0].message');
+  if (!completionHasOutput(completion)) return invalid('empty completion: no content, tool calls or reasoning');
+  return { completion };
+}
+
+function invalid(message: string): { failure: Failure } {
+  return { failure: { class: 'invalid_response', message } };
+}
