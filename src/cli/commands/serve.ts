@@ -1,0 +1,207 @@
+/**
+ * `failproxy serve` (SPEC §4, §5): the proxy server on the shipped profiles.
+ * Validates everything before binding the port, prints where it listens and
+ * what it serves, reloads profiles on change, and shuts down gracefully.
+ */
+import { Command } from 'commander';
+import { FailoverEngine } from '../../core/engine.js';
+import { ConfigError } from '../../core/errors.js';
+import type { EngineObserver } from '../../core/observe.js';
+import { registerSecrets } from '../../core/redact.js';
+import type { Group } from '../../core/types.js';
+import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/profiles.js';
+import { LogObserver } from '../../logging/observer.js';
+import { colorsFor, formatChain } from '../../logging/pretty.js';
+import type { JsonlLogger } from '../../logging/writer.js';
+import { createProxyServer } from '../../server/app.js';
+import { GroupRegistry } from '../../server/registry.js';
+import { createObservability } from '../../server/observability.js';
+import { createLogger, describeProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
+
+interface RawServeOptions {
+  host: string;
+  port: string;
+  apiKey: string[];
+  corsOrigin: string;
+  maxBody: string;
+  demo?: boolean;
+  profiles?: string;
+  logDir?: string;
+}
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  apiKeys: string[];
+  corsOrigin: string;
+  maxBody: number;
+  demo: boolean;
+  profiles: string | undefined;
+  logDir: string | undefined;
+}
+
+const collect = (value: string, previous: string[]): string[] => previous.concat(value);
+
+export function serveCommand(): Command {
+  return withCommonOptions(
+    new Command('serve')
+      .description('run the OpenAI-compatible failover proxy')
+      .option('--host <host>', 'address to bind', '127.0.0.1')
+      .option('--port <port>', 'port to listen on', '8000')
+      .option('--api-key <key>', 'require this client key (repeatable; also $FAILPROXY_API_KEYS)', collect, [])
+      .option('--cors-origin <origin>', 'Access-Control-Allow-Origin value', '*')
+      .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
+      .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose'),
+  ).action(async (raw: RawServeOptions) => serve(resolveOptions(raw)));
+}
+
+function resolveOptions(raw: RawServeOptions): ServeOptions {
+  const fromEnv = (process.env.FAILPROXY_API_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+  const port = parseIntOption('--port', raw.port, 0);
+  if (port === undefined || port > 65535) throw new ConfigError(`--port expects 0-65535, got "${raw.port}"`);
+  return {
+    host: raw.host,
+    port,
+    apiKeys: [...raw.apiKey, ...fromEnv],
+    corsOrigin: raw.corsOrigin,
+    maxBody: parseIntOption('--max-body', raw.maxBody, 1) ?? 10 * 1024 * 1024,
+    demo: raw.demo === true,
+    profiles: raw.profiles,
+    logDir: raw.logDir,
+  };
+}
+
+async function serve(options: ServeOptions): Promise<void> {
+  const err = (line: string): void => void process.stderr.write(`${line}\n`);
+  const loaded = await loadGroupsOrFail(options.profiles, options.demo);
+  for (const line of describeProblems(loaded.problems)) err(line);
+
+  const registry = new GroupRegistry(loaded.groups.values());
+  const demo = options.demo ? await (await import('../../demo/upstreams.js')).startDemoUpstreams() : undefined;
+  if (demo) registry.set(demo.group);
+  if (registry.names().length === 0) throw new ConfigError(`no usable groups in ${loaded.dir}`);
+  registerSecrets(registry.all().flatMap((g) => g.endpoints.map((e) => e.apikey)));
+  registerSecrets(options.apiKeys);
+
+  let loggerFailed = false;
+  const logger = createLogger(options.logDir, (e) => {
+    if (!loggerFailed) err(`warning: cannot write logs: ${e.message}`);
+    loggerFailed = true;
+  });
+  const engine = new FailoverEngine();
+  const observability = createObservability(engine.health, () => registry.all());
+  const stderrColors = colorsFor('stderr');
+  const observers: EngineObserver[] = [
+    new LogObserver(logger, {
+      ...(process.stderr.isTTY ? { onRequest: (request, attempts) => err(formatChain(request, attempts, stderrColors)) } : {}),
+    }),
+    ...observability.observers,
+  ];
+  const proxy = createProxyServer({
+    engine,
+    groups: registry,
+    apiKeys: options.apiKeys,
+    corsOrigin: options.corsOrigin,
+    maxBody: options.maxBody,
+    observers,
+    extraRoutes: observability.routes,
+  });
+
+  await listen(proxy.server, options.port, options.host);
+  const address = proxy.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const url = `http://${hostForUrl}:${port}/v1`;
+  printBanner(url, registry.all());
+  if (options.apiKeys.length === 0 && !isLoopback(options.host)) {
+    err(`warning: listening on ${options.host} without --api-key: anyone who can reach this port can use your upstream keys`);
+  }
+  logger.log('info', { event: 'server', action: 'start', url, message: `groups: ${registry.names().join(', ')}` });
+  for (const group of registry.all()) {
+    logger.log('info', { event: 'config', action: 'loaded', file: group.source, group: group.name, message: `${group.endpoints.length} usable endpoint(s)` });
+  }
+
+  const watcher = watchProfiles(loaded.dir, process.env, (update) => applyUpdate(update, registry, logger, err), {
+    onError: (e) => err(`warning: profile watching stopped: ${e.message}`),
+  });
+
+  const signal = await waitForStopSignal();
+  err(`\n${signal}: finishing ${proxy.inFlight()} in-flight request(s) (up to 30 s)...`);
+  watcher.close();
+  await proxy.shutdown(30_000);
+  logger.log('info', { event: 'server', action: 'stop', url, message: signal });
+  await Promise.all([engine.close(), logger.close(), demo?.close()]);
+}
+
+function applyUpdate(update: ProfileUpdate, registry: GroupRegistry, logger: JsonlLogger, err: (line: string) => void): void {
+  switch (update.kind) {
+    case 'reloaded':
+      registry.set(update.group);
+      registerSecrets(update.group.endpoints.map((e) => e.apikey));
+      for (const line of describeProblems(update.problems)) err(line);
+      err(`reloaded ${update.group.name} (${update.group.endpoints.length} usable endpoint(s))`);
+      logger.log('info', {
+        event: 'config',
+        action: 'reloaded',
+        file: update.group.source,
+        group: update.group.name,
+        message: `${update.group.endpoints.length} usable endpoint(s)`,
+      });
+      return;
+    case 'removed':
+      registry.delete(update.name);
+      err(`removed group ${update.name} (${update.file} is gone)`);
+      logger.log('info', { event: 'config', action: 'reloaded', file: update.file, group: update.name, message: 'group removed' });
+      return;
+    case 'error': {
+      const why = update.problems.filter((p) => p.severity === 'error').map(formatProblem).join('; ');
+      const kept = registry.get(update.name) ? 'keeping the last good version' : 'group not loaded';
+      err(`error: ${update.file}: ${why} (${kept})`);
+      logger.log('error', { event: 'config', action: 'error', file: update.file, group: update.name, message: `${why} (${kept})` });
+      return;
+    }
+  }
+}
+
+function printBanner(url: string, groups: Group[]): void {
+  const out: string[] = [`FailProxy listening on ${url}`, ''];
+  const width = Math.max(...groups.map((g) => g.name.length), 5);
+  for (const group of groups) {
+    const total = group.endpoints.length + group.skipped.length;
+    out.push(`  ${group.name.padEnd(width)}  ${group.endpoints.length}/${total} endpoints usable`);
+  }
+  // Skipped endpoints were already named, with their variable, by the profile warnings.
+  process.stdout.write(`${out.join('\n')}\n\n`);
+}
+
+function listen(server: import('node:http').Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      reject(new ConfigError(e.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use` : `cannot listen on ${host}:${port}: ${e.message}`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function waitForStopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}

@@ -1,0 +1,71 @@
+/**
+ * What every command shares: the common options, finding and loading the
+ * profiles, and the log writer. Commands print; the loaders only return data.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { ConfigError } from '../core/errors.js';
+import type { Group } from '../core/types.js';
+import { formatProblem, loadProfiles, resolveProfilesDir, type ConfigProblem } from '../config/profiles.js';
+import { parseLogLevel } from '../logging/level.js';
+import { JsonlLogger } from '../logging/writer.js';
+
+export interface CommonOptions {
+  profiles?: string;
+  logDir?: string;
+}
+
+/** `--profiles DIR` and `--log-dir DIR`, on every command. */
+export function withCommonOptions(command: Command): Command {
+  return command
+    .option('--profiles <dir>', 'profiles directory (default: $FAILPROXY_PROFILES, ./profiles, ./config)')
+    .option('--log-dir <dir>', 'log directory (default: $FAILPROXY_LOG_DIR or ./logs)');
+}
+
+export function resolveLogDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  const chosen = flag ?? (env.FAILPROXY_LOG_DIR && env.FAILPROXY_LOG_DIR.trim() !== '' ? env.FAILPROXY_LOG_DIR : undefined);
+  return path.resolve(chosen ?? 'logs');
+}
+
+export function createLogger(flag: string | undefined, onError?: (err: Error) => void): JsonlLogger {
+  return new JsonlLogger({
+    dir: resolveLogDir(flag),
+    level: parseLogLevel(process.env.LOG_LEVEL),
+    ...(onError ? { onError } : {}),
+  });
+}
+
+export interface LoadedProfiles {
+  dir: string;
+  groups: Map<string, Group>;
+  problems: ConfigProblem[];
+}
+
+/**
+ * Load the profiles for a command. A missing directory or a directory with no
+ * usable group is a configuration error (exit 2) unless `allowEmpty`
+ * (serve --demo still has its demo group).
+ */
+export async function loadGroupsOrFail(flag: string | undefined, allowEmpty = false): Promise<LoadedProfiles> {
+  const dir = resolveProfilesDir({ ...(flag !== undefined ? { flag } : {}), env: process.env, cwd: process.cwd() });
+  const loaded = await loadProfiles(dir, process.env);
+  if (loaded.groups.size === 0 && !allowEmpty) {
+    const errors = loaded.problems.filter((p) => p.severity === 'error').map(formatProblem);
+    const why = errors.length > 0 ? `:\n  ${errors.join('\n  ')}` : '';
+    throw new ConfigError(`no usable groups in ${dir}${why}`);
+  }
+  return loaded;
+}
+
+/** One line per problem, for stderr. */
+export function describeProblems(problems: readonly ConfigProblem[]): string[] {
+  return problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
+}
+
+/** Parse a non-negative integer option or throw a usage error naming it. */
+export function parseIntOption(name: string, value: string | undefined, min = 0): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} expects a whole number >= ${min}, got "${value}"`);
+  return n;
+}

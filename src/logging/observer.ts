@@ -1,0 +1,148 @@
+/**
+ * Turns engine events into log lines (SPEC §6): one `attempt` line per
+ * attempt and one `request` line per request, the same for `serve` and `ask`,
+ * and optionally the readable one-line chain on the console.
+ */
+import type { EngineObserver, RequestContext } from '../core/observe.js';
+import { finalStatus } from '../core/observe.js';
+import type { EngineEvent, RequestSummary } from '../core/types.js';
+import type { AttemptRecordLine, RequestRecord } from './types.js';
+import type { JsonlLogger, LogRecordInput } from './writer.js';
+
+type Stamped<T> = Omit<T, 'ts' | 'level'>;
+
+interface Pending {
+  attempts: Stamped<AttemptRecordLine>[];
+  ttft: Map<number, number>;
+  answer: string;
+}
+
+export interface LogObserverOptions {
+  /** Called with each finished request and its attempts (serve prints the chain line). */
+  onRequest?: (request: RequestRecord, attempts: AttemptRecordLine[]) => void;
+}
+
+export class LogObserver implements EngineObserver {
+  readonly #logger: JsonlLogger;
+  readonly #onRequest: LogObserverOptions['onRequest'];
+  readonly #pending = new Map<string, Pending>();
+
+  constructor(logger: JsonlLogger, options: LogObserverOptions = {}) {
+    this.#logger = logger;
+    this.#onRequest = options.onRequest;
+  }
+
+  onEvent(context: RequestContext, event: EngineEvent): void {
+    switch (event.type) {
+      case 'attempt_start':
+        if (event.n === 1) this.#pending.set(context.requestId, { attempts: [], ttft: new Map(), answer: '' });
+        return;
+      case 'commit':
+        this.#pendingFor(context).ttft.set(event.n, event.ttftMs);
+        return;
+      case 'chunk':
+        if (this.#logger.enabled('debug')) {
+          const delta = event.chunk.choices[0]?.delta;
+          if (typeof delta?.content === 'string') this.#pendingFor(context).answer += delta.content;
+        }
+        return;
+      case 'completion':
+        if (this.#logger.enabled('debug')) {
+          this.#pendingFor(context).answer = event.completion.choices[0]?.message.content ?? '';
+        }
+        return;
+      case 'attempt_failed': {
+        const pending = this.#pendingFor(context);
+        const line: Stamped<AttemptRecordLine> = {
+          event: 'attempt',
+          id: context.requestId,
+          group: context.group,
+          endpoint: event.endpoint,
+          n: event.n,
+          ok: false,
+          class: event.failure.class,
+          status: event.failure.status ?? null,
+          message: event.failure.message,
+          ms: event.ms,
+          ttft_ms: pending.ttft.get(event.n) ?? null,
+        };
+        pending.attempts.push(line);
+        this.#write('warn', line);
+        return;
+      }
+      case 'done':
+      case 'failed':
+      case 'interrupted':
+      case 'cancelled':
+        this.#finish(context, event, event.summary);
+        return;
+    }
+  }
+
+  #pendingFor(context: RequestContext): Pending {
+    let pending = this.#pending.get(context.requestId);
+    if (!pending) {
+      pending = { attempts: [], ttft: new Map(), answer: '' };
+      this.#pending.set(context.requestId, pending);
+    }
+    return pending;
+  }
+
+  #finish(context: RequestContext, event: EngineEvent, summary: RequestSummary): void {
+    const pending = this.#pendingFor(context);
+    this.#pending.delete(context.requestId);
+    if (event.type === 'done') {
+      const n = summary.attempts.length;
+      const record = summary.attempts[n - 1];
+      const line: Stamped<AttemptRecordLine> = {
+        event: 'attempt',
+        id: context.requestId,
+        group: context.group,
+        endpoint: summary.endpoint ?? record?.endpoint ?? '',
+        n,
+        ok: true,
+        class: null,
+        status: 200,
+        message: null,
+        ms: record?.ms ?? summary.ms,
+        ttft_ms: pending.ttft.get(n) ?? null,
+      };
+      pending.attempts.push(line);
+      this.#write('info', line);
+    }
+    const outcome: RequestRecord['outcome'] =
+      event.type === 'done' ? 'ok' : event.type === 'failed' ? 'failed' : event.type === 'interrupted' ? 'interrupted' : 'cancelled';
+    const request: Stamped<RequestRecord> = {
+      event: 'request',
+      id: context.requestId,
+      group: context.group,
+      stream: context.stream,
+      endpoint: summary.endpoint,
+      attempts: summary.attempts.length,
+      status: finalStatus(event) ?? 0,
+      outcome,
+      ms: summary.ms,
+      ttft_ms: summary.ttftMs,
+      usage: summary.usage,
+      source: context.source,
+    };
+    if (context.repaired) request.repaired = true;
+    if (this.#logger.enabled('debug')) {
+      request.messages = context.messages;
+      request.answer = pending.answer;
+    }
+    const level = outcome === 'ok' || outcome === 'cancelled' ? 'info' : 'error';
+    this.#write(level, request);
+    if (this.#onRequest) {
+      const ts = new Date().toISOString();
+      this.#onRequest(
+        { ...request, ts, level },
+        pending.attempts.map((a) => ({ ...a, ts, level: a.ok ? 'info' : 'warn' })),
+      );
+    }
+  }
+
+  #write(level: 'debug' | 'info' | 'warn' | 'error', record: LogRecordInput): void {
+    this.#logger.log(level, record);
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The OpenAI-compatible HTTP face of the engine (SPEC §4): a node:http server
+ * with a small route table. It parses and repairs requests, picks the group,
+ * and pipes engine events to the client — SSE for streaming requests, one
+ * JSON body otherwise.
+ */
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { FailoverEngine } from '../core/engine.js';
+import type { EngineObserver, RequestContext } from '../core/observe.js';
+import type { EngineEvent } from '../core/types.js';
+import { BodyTooLargeError, readBody, sendError, sendJson, type Headers } from './http.js';
+import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
+import type { GroupRegistry } from './registry.js';
+import { parseClientBody, type Route } from './repair.js';
+
+export interface ProxyServerOptions {
+  engine: FailoverEngine;
+  groups: GroupRegistry;
+  /** Client keys; empty = no auth. */
+  apiKeys?: readonly string[];
+  corsOrigin?: string;
+  /** Bytes; default 10 MiB. */
+  maxBody?: number;
+  observers?: EngineObserver[];
+  /** Extra GET routes (`/status`, `/metrics`) that need the same auth. */
+  extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
+}
+
+export interface ProxyServer {
+  server: Server;
+  /** Requests being served right now. */
+  inFlight(): number;
+  /** Stop accepting, let in-flight requests finish (up to `graceMs`), then close. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+
+const DONE = 'data: [DONE]\n\n';
+
+export function createProxyServer(options: ProxyServerOptions): ProxyServer {
+  const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
+  const observers = options.observers ?? [];
+  const keyDigests = (options.apiKeys ?? []).filter((k) => k !== '').map(digest);
+  const corsOrigin = options.corsOrigin ?? '*';
+  const baseHeaders: Headers = {
+    'access-control-allow-origin': corsOrigin,
+    'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired',
+  };
+  if (corsOrigin !== '*') baseHeaders.vary = 'Origin';
+  let inFlight = 0;
+  let draining = false;
+  const idle: Array<() => void> = [];
+
+  const server = createServer((req, res) => {
+    inFlight += 1;
+    res.once('close', () => {
+      inFlight -= 1;
+      if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
+    });
+    if (draining) res.setHeader('connection', 'close');
+    handle(req, res).catch((err: unknown) => {
+      // A bug must cost one request, never the process.
+      const headers = { ...baseHeaders };
+      if (!res.headersSent) sendError(res, 500, `internal error: ${(err as Error)?.message ?? err}`, 'server_error', 'internal_error', null, headers);
+      else res.destroy();
+    });
+  });
+  // Slow clients must not hold sockets forever.
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 120_000;
+  server.keepAliveTimeout = 5_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const headers: Headers = { ...baseHeaders, 'x-request-id': requestId };
+    const method = req.method ?? 'GET';
+    const path = pathOf(req.url);
+
+    if (method === 'OPTIONS') return preflight(req, res, headers);
+    if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' }, headers);
+    if (keyDigests.length > 0 && !authorized(req, keyDigests)) {
+      return sendError(res, 401, 'Missing or invalid API key: send Authorization: Bearer <key>', 'invalid_request_error', 'invalid_api_key', null, headers);
+    }
+    if (method === 'GET' && (path === '/v1/models' || path === '/models')) return listModels(res, headers);
+    const extra = options.extraRoutes?.[path];
+    if (method === 'GET' && extra) return extra(req, res, headers);
+    if (path === '/v1/chat/completions' || path === '/chat/completions') {
+      return method === 'POST' ? proxy(req, res, headers, requestId, 'chat') : notAllowed(res, headers);
+    }
+    if (path === '/v1/completions' || path === '/completions') {
+      return method === 'POST' ? proxy(req, res, headers, requestId, 'completions') : notAllowed(res, headers);
+    }
+    sendError(res, 404, `Unknown route ${method} ${path}`, 'invalid_request_error', 'not_found', null, headers);
+  }
+
+  function listModels(res: ServerResponse, headers: Headers): void {
+    const data = options.groups.all().map((g) => ({ id: g.name, object: 'model', created: 0, owned_by: 'failproxy' }));
+    sendJson(res, 200, { object: 'list', data }, headers);
+  }
+
+  async function proxy(req: IncomingMessage, res: ServerResponse, headers: Headers, requestId: string, route: Route): Promise<void> {
+    let raw: Buffer | null;
+    try {
+      raw = await readBody(req, maxBody);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        res.setHeader('connection', 'close');
+        return sendError(res, 413, `Request body is larger than ${maxBody} bytes`, 'invalid_request_error', 'request_too_large', null, headers);
+      }
+      throw err;
+    }
+    if (raw === null) return;
+    const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
+    const parsed = parseClientBody(raw, route, declared);
+    if (!parsed.ok) {
+      return sendError(res, 400, `Invalid request body: ${parsed.message}`, 'invalid_request_error', 'invalid_json', parsed.param, headers);
+    }
+    if (parsed.repaired) headers['x-failproxy-repaired'] = 'true';
+    const body = parsed.request;
+    const group = options.groups.get(body.model);
+    if (!group) {
+      const names = options.groups.names();
+      const known = names.length > 0 ? `Available groups: ${names.join(', ')}` : 'No groups are configured';
+      return sendError(res, 404, `The model (group) '${body.model}' does not exist. ${known}.`, 'invalid_request_error', 'model_not_found', 'model', headers);
+    }
+
+    const controller = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) controller.abort();
+    };
+    res.once('close', onClose);
+    const context: RequestContext = {
+      requestId,
+      group: group.name,
+      stream: body.stream === true,
+      source: 'serve',
+      repaired: parsed.repaired,
+      messages: body.messages,
+    };
+    const stream = body.stream === true;
+    const events = options.engine.run({ requestId, group, body, signal: controller.signal });
+    let completionId: string | undefined;
+    for await (const event of events) {
+      for (const observer of observers) observer.onEvent(context, event);
+      if (res.destroyed) continue;
+      if (stream) {
+        const wrote = writeStreamEvent(res, headers, event, route);
+        if (wrote === false) await drained(res);
+      } else {
+        completionId = writeJsonEvent(res, headers, event, route, completionId);
+      }
+    }
+  }
+
+  /** Returns false when the socket asked us to wait (backpressure). */
+  function writeStreamEvent(res: ServerResponse, headers: Headers, event: EngineEvent, route: Route): boolean | undefined {
+    switch (event.type) {
+      case 'commit':
+        headers['x-failproxy-endpoint'] = event.endpoint;
+        headers['x-failproxy-attempts'] = String(event.n);
+        res.writeHead(200, { ...headers, ...SSE_HEADERS });
+        res.flushHeaders();
+        return true;
+      case 'chunk': {
+        const payload = route === 'chat' ? event.chunk : toTextCompletionChunk(event.chunk);
+        if (payload === null) return true;
+        return res.write(`data: ${JSON.stringify(payload)}\n\n`);
+      }
+      case 'done':
+        res.end(DONE);
+        return true;
+      case 'interrupted':
+        res.end(`data: ${JSON.stringify(event.error)}\n\n`);
+        return true;
+      case 'failed':
+        sendJson(res, event.status, event.error, { ...headers, ...event.headers });
+        return true;
+      case 'cancelled':
+        res.destroy();
+        return true;
+      default:
+        return undefined;
+    }
+  }
+
+  function writeJsonEvent(
+    res: ServerResponse,
+    headers: Headers,
+    event: EngineEvent,
+    route: Route,
+    pending: string | undefined,
+  ): string | undefined {
+    switch (event.type) {
+      case 'commit':
+        headers['x-failproxy-endpoint'] = event.endpoint;
+        headers['x-failproxy-attempts'] = String(event.n);
+        return pending;
+      case 'completion': {
+        const payload = route === 'chat' ? event.completion : toTextCompletion(event.completion);
+        return JSON.stringify(payload);
+      }
+      case 'done':
+        if (pending !== undefined && !res.headersSent) {
+          res.writeHead(200, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(pending) });
+          res.end(pending);
+        }
+        return undefined;
+      case 'failed':
+        sendJson(res, event.status, event.error, { ...headers, ...event.headers });
+        return undefined;
+      case 'cancelled':
+        res.destroy();
+        return undefined;
+      default:
+        return pending;
+    }
+  }
+
+  function preflight(req: IncomingMessage, res: ServerResponse, headers: Headers): void {
+    const requested = req.headers['access-control-request-headers'];
+    // `*` does not cover Authorization, so it is always named.
+    const allowed = ['authorization', 'content-type', 'x-api-key'];
+    if (typeof requested === 'string') {
+      for (const h of requested.split(',')) {
+        const name = h.trim().toLowerCase();
+        if (name && !allowed.includes(name)) allowed.push(name);
+      }
+    }
+    res.writeHead(204, {
+      ...headers,
+      'access-control-allow-methods': 'GET, POST, OPTIONS',
+      'access-control-allow-headers': allowed.join(', '),
+      'access-control-max-age': '86400',
+      'content-length': '0',
+    });
+    res.end();
+  }
+
+  function notAllowed(res: ServerResponse, headers: Headers): void {
+    sendError(res, 405, 'Method not allowed', 'invalid_request_error', 'method_not_allowed', null, { ...headers, allow: 'POST' });
+  }
+
+  return {
+    server,
+    inFlight: () => inFlight,
+    async shutdown(graceMs = 30_000) {
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => idle.push(resolve)),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, graceMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+function pathOf(url: string | undefined): string {
+  if (!url) return '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+function authorized(req: IncomingMessage, keys: readonly Buffer[]): boolean {
+  const auth = req.headers.authorization;
+  let presented: string | undefined;
+  if (typeof auth === 'string' && /^bearer\s+/i.test(auth)) presented = auth.replace(/^bearer\s+/i, '').trim();
+  else if (typeof req.headers['x-api-key'] === 'string') presented = req.headers['x-api-key'].trim();
+  if (!presented) return false;
+  const candidate = digest(presented);
+  return keys.some((k) => timingSafeEqual(k, candidate));
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
