@@ -1,0 +1,69 @@
+/**
+ * The JSONL log records (SPEC §6). One object per line in `<log-dir>/YYYY-MM-DD.jsonl`.
+ * Writers add `ts` and `level`; readers must tolerate unknown events and fields.
+ */
+import type { FailureClass, Usage } from '../core/types.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+interface BaseRecord {
+  /** ISO 8601 timestamp with milliseconds. */
+  ts: string;
+  level: LogLevel;
+}
+
+/** One finished request (served by `serve` or `ask`). */
+export interface RequestRecord extends BaseRecord {
+  event: 'request';
+  id: string;
+  group: string;
+  stream: boolean;
+  /** The endpoint that answered, or null when none did. */
+  endpoint: string | null;
+  /** Number of attempts made. */
+  attempts: number;
+  /** HTTP status sent to the client (200 also for an interrupted stream). */
+  status: number;
+  outcome: 'ok' | 'failed' | 'interrupted' | 'cancelled';
+  ms: number;
+  ttft_ms: number | null;
+  usage: Usage | null;
+  /** Which face produced it. */
+  source: 'serve' | 'ask';
+  repaired?: boolean;
+  /** Debug level only: the client's messages and the answer text. */
+  messages?: unknown;
+  answer?: string;
+}
+
+/** One attempt against one endpoint. `ok: true` only for the attempt that answered. */
+export interface AttemptRecordLine extends BaseRecord {
+  event: 'attempt';
+  id: string;
+  group: string;
+  endpoint: string;
+  n: number;
+  ok: boolean;
+  class: FailureClass | null;
+  status: number | null;
+  message: string | null;
+  ms: number;
+  ttft_ms?: number | null;
+}
+
+export interface ConfigRecord extends BaseRecord {
+  event: 'config';
+  action: 'loaded' | 'reloaded' | 'error' | 'skipped';
+  file?: string;
+  group?: string;
+  message: string;
+}
+
+export interface ServerRecord extends BaseRecord {
+  event: 'server';
+  action: 'start' | 'stop';
+  url?: string;
+  message?: string;
+}
+
+export type LogRecord = RequestRecord | AttemptRecordLine | ConfigRecord | ServerRecord;

@@ -1,0 +1,160 @@
+/**
+ * The JSONL log writer (SPEC §6): one JSON object per line, appended to
+ * `<dir>/YYYY-MM-DD.jsonl` where the day is the local date.
+ *
+ * It sits on the proxy's hot path, so a line costs one `JSON.stringify` and one
+ * buffered `write` on a stream that stays open for the whole day (fs.WriteStream
+ * batches lines that queue up behind a pending write into one `writev`). The
+ * only synchronous fs call is the `mkdir` when a day's file is opened. Logging
+ * never throws into the caller: failures go to `onError` once, then records are
+ * dropped until the next day's file is tried.
+ */
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import path from 'node:path';
+import { levelEnabled } from './level.js';
+import type { LogLevel, LogRecord } from './types.js';
+
+type WithoutStamp<T> = T extends unknown ? Omit<T, 'ts' | 'level'> : never;
+
+/** A record as callers hand it to the logger: the writer adds `ts` and `level`. */
+export type LogRecordInput = WithoutStamp<LogRecord>;
+
+export interface JsonlLoggerOptions {
+  dir: string;
+  /** Records below this level are dropped. */
+  level: LogLevel;
+  /** Clock, for tests. */
+  now?: () => Date;
+  /** Told about the first failure (unwritable directory, full disk, unserializable record). */
+  onError?: (err: Error) => void;
+  /**
+   * Bytes the stream may hold unwritten before new records are dropped, so a
+   * stalled disk cannot grow the process without bound. Default 64 MiB.
+   */
+  maxBufferBytes?: number;
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/** The local date of `date` as `YYYY-MM-DD` (the log file's day). */
+export function localDateString(date: Date): string {
+  return `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${pad2(date.getDate())}`;
+}
+
+/** The log file holding the records of `date`'s local day. */
+export function logFileFor(dir: string, date: Date): string {
+  return path.join(dir, `${localDateString(date)}.jsonl`);
+}
+
+export class JsonlLogger {
+  readonly dir: string;
+  readonly level: LogLevel;
+  /** Records that passed the level but could not be written. */
+  dropped = 0;
+
+  readonly #now: () => Date;
+  readonly #onError: ((err: Error) => void) | undefined;
+  readonly #maxBuffer: number;
+  #stream: WriteStream | null = null;
+  /** [start, end) in epoch ms of the local day the open file (or the failed attempt) belongs to. */
+  #dayStart = 0;
+  #dayEnd = 0;
+  #reported = false;
+  #overflowReported = false;
+  #closed = false;
+  readonly #closing = new Set<Promise<void>>();
+
+  constructor(opts: JsonlLoggerOptions) {
+    this.dir = opts.dir;
+    this.level = opts.level;
+    this.#now = opts.now ?? (() => new Date());
+    this.#onError = opts.onError;
+    this.#maxBuffer = opts.maxBufferBytes ?? 64 * 1024 * 1024;
+  }
+
+  /** Whether a record at `level` would be written (lets callers skip building it). */
+  enabled(level: LogLevel): boolean {
+    return !this.#closed && levelEnabled(this.level, level);
+  }
+
+  log(level: LogLevel, record: LogRecordInput): void {
+    if (!this.enabled(level)) return;
+    try {
+      const date = this.#now();
+      const t = date.getTime();
+      // Two number comparisons per line; the clock may also jump backwards.
+      if (t >= this.#dayEnd || t < this.#dayStart) this.#openDay(date);
+      const stream = this.#stream;
+      if (stream === null) {
+        this.dropped++;
+        return;
+      }
+      if (stream.writableLength > this.#maxBuffer) {
+        this.dropped++;
+        if (!this.#overflowReported) {
+          this.#overflowReported = true;
+          this.#report(new Error(`log writer is behind on ${stream.path.toString()}; dropping records`));
+        }
+        return;
+      }
+      stream.write(JSON.stringify({ ts: date.toISOString(), level, ...record }) + '\n');
+    } catch (err) {
+      this.dropped++;
+      this.#report(err);
+    }
+  }
+
+  /** Flushes and closes the open file. Later records are dropped. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#endStream();
+    await Promise.all([...this.#closing]);
+  }
+
+  #openDay(date: Date): void {
+    const y = date.getFullYear();
+    const m = date.getMonth();
+    const d = date.getDate();
+    // Built from local calendar fields, so DST days (23 or 25 hours) come out right.
+    this.#dayStart = new Date(y, m, d).getTime();
+    this.#dayEnd = new Date(y, m, d + 1).getTime();
+    this.#endStream();
+    try {
+      mkdirSync(this.dir, { recursive: true });
+    } catch (err) {
+      this.#report(err);
+      return;
+    }
+    const stream = createWriteStream(logFileFor(this.dir, date), { flags: 'a' });
+    stream.on('error', (err) => {
+      this.#report(err);
+      if (this.#stream === stream) this.#stream = null;
+      stream.destroy();
+    });
+    this.#overflowReported = false;
+    this.#stream = stream;
+  }
+
+  #endStream(): void {
+    const stream = this.#stream;
+    if (stream === null) return;
+    this.#stream = null;
+    const done = new Promise<void>((resolve) => {
+      if (stream.closed) resolve();
+      else stream.once('close', () => resolve());
+    });
+    this.#closing.add(done);
+    void done.then(() => this.#closing.delete(done));
+    stream.end();
+  }
+
+  #report(err: unknown): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    try {
+      this.#onError?.(err instanceof Error ? err : new Error(String(err)));
+    } catch {
+      // The callback's own failure must not reach the request path either.
+    }
+  }
+}
