@@ -31,6 +31,9 @@ import type {
   Usage,
 } from './types.js';
 
+/** Groups whose keys the redactor already knows (a reload makes a new group object). */
+const registeredGroups = new WeakSet<Group>();
+
 export interface EngineOptions {
   /** Upstream HTTP client; by default the engine creates (and closes) its own undici Agent. */
   dispatcher?: Dispatcher;
@@ -89,7 +92,10 @@ export class FailoverEngine {
   /** Serve one request through its group. Always ends with done, interrupted, failed or cancelled. */
   async *run(request: EngineRequest): AsyncGenerator<EngineEvent, void, undefined> {
     const { group, body, signal } = request;
-    registerSecrets(group.endpoints.map((e) => e.apikey));
+    if (!registeredGroups.has(group)) {
+      registerSecrets(group.endpoints.map((e) => e.apikey));
+      registeredGroups.add(group);
+    }
     const clientStream = body.stream === true;
     const includeUsage = clientStream && body.stream_options?.include_usage === true;
     const started = performance.now();

@@ -213,3 +213,29 @@ describe('reasoning modes', () => {
     assert.equal(completion.choices[0]?.message.content, 'Four');
   });
 });
+
+describe('wire robustness', () => {
+  it('CRLF framing and a UTF-8 character split across writes', async () => {
+    const line = (content: string) =>
+      `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\r\n\r\n`;
+    const euro = Buffer.from(line('price: 5€ ✓'));
+    const cut = euro.indexOf(Buffer.from('€')) + 1;
+    const up = await upstream(
+      sse(
+        [
+          { raw: ': keep-alive\r\n\r\n' },
+          { bytes: euro.subarray(0, cut) },
+          { wait: 20 },
+          { bytes: euro.subarray(cut) },
+          { raw: line(' done') },
+          { raw: `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\r\n\r\n` },
+          { raw: 'data: [DONE]\r\n\r\n' },
+        ],
+        { done: false },
+      ),
+    );
+    const events = await runAll(engine, group('g', [endpoint(up.baseurl)]), chatRequest({ stream: true }));
+    assert.equal(last(events).type, 'done');
+    assert.equal(streamedContent(events), 'price: 5€ ✓ done');
+  });
+});

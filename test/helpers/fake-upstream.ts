@@ -13,6 +13,8 @@ export type SseItem =
   | { comment: string }
   /** Written as is (bare lines, broken framing, CRLF…). */
   | { raw: string }
+  /** Written as is, in one write (e.g. half of a UTF-8 character). */
+  | { bytes: Buffer }
   /** Pause before the next item. */
   | { wait: number };
 
@@ -135,6 +137,7 @@ async function respond(behaviour: Behaviour, req: IncomingMessage, res: ServerRe
         if ('wait' in item) await sleep(item.wait);
         else if ('data' in item) res.write(`data: ${JSON.stringify(item.data)}\n\n`);
         else if ('comment' in item) res.write(`: ${item.comment}\n\n`);
+        else if ('bytes' in item) res.write(item.bytes);
         else res.write(item.raw);
       }
       if (res.destroyed) return;
