@@ -1,0 +1,172 @@
+/**
+ * `GET /metrics` (SPEC §4): Prometheus counters, histograms and gauges fed by
+ * engine events, on a registry of our own (never prom-client's global one, so
+ * two servers in one process — or the tests — never share counts).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HealthTracker } from '../core/health.js';
+import type { EngineObserver, RequestContext } from '../core/observe.js';
+import type { EngineEvent, Group } from '../core/types.js';
+
+export type RequestOutcome = 'ok' | 'failed' | 'interrupted' | 'cancelled';
+
+/** Seconds; model calls take from a few hundred ms to minutes. */
+const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
+const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
+
+interface CounterChild {
+  inc(value?: number): void;
+}
+interface HistogramChild {
+  observe(value: number): void;
+}
+
+export interface MetricsOptions {
+  /** Add prom-client's process metrics (CPU, memory, event loop lag…). Default true. */
+  defaultMetrics?: boolean;
+}
+
+/**
+ * Watches engine events on the hot path, so it stays cheap: label children are
+ * cached per label set, `chunk` events return at once, and per-endpoint
+ * cooling state is read from the health tracker only when scraped.
+ */
+export class MetricsObserver implements EngineObserver {
+  readonly registry = new Registry();
+  readonly #requests: Counter<'group' | 'endpoint' | 'outcome'>;
+  readonly #attempts: Counter<'group' | 'endpoint' | 'result'>;
+  readonly #duration: Histogram<'group'>;
+  readonly #ttft: Histogram<'group'>;
+  readonly #inFlight: Gauge;
+  readonly #counterChildren = new Map<string, CounterChild>();
+  readonly #histogramChildren = new Map<string, HistogramChild>();
+  /** Requests that started an attempt and have not ended yet. */
+  readonly #open = new Set<string>();
+
+  constructor(health: HealthTracker, groups: () => readonly Group[], options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.#requests = new Counter({
+      name: 'failproxy_requests_total',
+      help: 'Proxied requests by group, answering endpoint ("" when none) and outcome.',
+      labelNames: ['group', 'endpoint', 'outcome'],
+      registers,
+    });
+    this.#attempts = new Counter({
+      name: 'failproxy_attempts_total',
+      help: 'Upstream attempts by group, endpoint and result (ok or the failure class).',
+      labelNames: ['group', 'endpoint', 'result'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'failproxy_request_duration_seconds',
+      help: 'Whole request duration, failover included (cancelled requests excluded).',
+      labelNames: ['group'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.#ttft = new Histogram({
+      name: 'failproxy_ttft_seconds',
+      help: 'Time from request start to the first token of answered requests, failover included.',
+      labelNames: ['group'],
+      buckets: TTFT_BUCKETS,
+      registers,
+    });
+    this.#inFlight = new Gauge({
+      name: 'failproxy_in_flight_requests',
+      help: 'Requests being served right now.',
+      registers,
+    });
+    new Gauge({
+      name: 'failproxy_endpoint_cooling',
+      help: '1 while an endpoint is cooling down (skipped until its cooldown ends), else 0.',
+      labelNames: ['group', 'endpoint'],
+      registers,
+      collect() {
+        // Rebuilt on every scrape so removed groups and endpoints disappear.
+        this.reset();
+        for (const group of groups()) {
+          for (const endpoint of group.endpoints) {
+            this.set(
+              { group: group.name, endpoint: endpoint.name },
+              health.snapshot(endpoint).state === 'cooling' ? 1 : 0,
+            );
+          }
+        }
+      },
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  onEvent(context: RequestContext, event: EngineEvent): void {
+    switch (event.type) {
+      case 'attempt_start':
+        if (!this.#open.has(context.requestId)) {
+          this.#open.add(context.requestId);
+          this.#inFlight.inc();
+        }
+        return;
+      case 'attempt_failed':
+        this.#attempt(context.group, event.endpoint, event.failure.class).inc();
+        return;
+      case 'done':
+        if (event.summary.endpoint !== null) this.#attempt(context.group, event.summary.endpoint, 'ok').inc();
+        if (event.summary.ttftMs !== null)
+          this.#histogram(this.#ttft, 't', context.group).observe(event.summary.ttftMs / 1000);
+        this.#end(context, 'ok', event.summary.endpoint, event.summary.ms);
+        return;
+      case 'failed':
+        this.#end(context, 'failed', null, event.summary.ms);
+        return;
+      case 'interrupted':
+        this.#end(context, 'interrupted', event.summary.endpoint, event.summary.ms);
+        return;
+      case 'cancelled':
+        this.#end(context, 'cancelled', event.summary.endpoint, null);
+        return;
+      default:
+        // chunk, commit, completion: nothing to count.
+        return;
+    }
+  }
+
+  /** The exposition text and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  #end(context: RequestContext, outcome: RequestOutcome, endpoint: string | null, ms: number | null): void {
+    if (this.#open.delete(context.requestId)) this.#inFlight.dec();
+    this.#request(context.group, endpoint ?? '', outcome).inc();
+    if (ms !== null) this.#histogram(this.#duration, 'd', context.group).observe(ms / 1000);
+  }
+
+  #request(group: string, endpoint: string, outcome: RequestOutcome): CounterChild {
+    const key = `r\u0000${group}\u0000${endpoint}\u0000${outcome}`;
+    let child = this.#counterChildren.get(key);
+    if (!child) {
+      child = this.#requests.labels({ group, endpoint, outcome });
+      this.#counterChildren.set(key, child);
+    }
+    return child;
+  }
+
+  #attempt(group: string, endpoint: string, result: string): CounterChild {
+    const key = `a\u0000${group}\u0000${endpoint}\u0000${result}`;
+    let child = this.#counterChildren.get(key);
+    if (!child) {
+      child = this.#attempts.labels({ group, endpoint, result });
+      this.#counterChildren.set(key, child);
+    }
+    return child;
+  }
+
+  #histogram(histogram: Histogram<'group'>, tag: string, group: string): HistogramChild {
+    const key = `${tag}\u0000${group}`;
+    let child = this.#histogramChildren.get(key);
+    if (!child) {
+      child = histogram.labels({ group });
+      this.#histogramChildren.set(key, child);
+    }
+    return child;
+  }
+}
