@@ -23,6 +23,7 @@ const KNOWN_FIELDS = [
   'headers',
   'params',
   'think_open',
+  'prefill',
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */
@@ -106,6 +107,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   const maxTokens = reader.number('max_tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer');
   const stream = reader.boolean('stream');
   const thinkOpen = reader.boolean('think_open');
+  const prefill = raw['prefill'] === 'auto' ? 'auto' : reader.boolean('prefill');
   const headers = readHeaders(reader);
   const params = reader.object('params') ?? {};
   warnUnknownFields(raw, at, ctx.sink);
@@ -128,6 +130,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   if (maxTokens !== undefined) endpoint.max_tokens = maxTokens;
   if (stream !== undefined) endpoint.stream = stream;
   if (thinkOpen !== undefined) endpoint.thinkOpen = thinkOpen;
+  if (prefill !== undefined) endpoint.prefill = prefill;
 
   const missing = [...apikey.missing, ...baseurl.missing, ...model.missing, ...headers.missing];
   return { endpoint, missing, at };

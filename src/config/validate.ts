@@ -8,13 +8,12 @@ import type { EndpointDraft } from './endpoint.js';
 import { isPlainObject, suggestField, validateEndpoint } from './endpoint.js';
 import type { ConfigProblem } from './problems.js';
 import { ProblemSink, describeValue, indexPath, keyPath, redactSecrets } from './problems.js';
+import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } from './resilience.js';
 
 const REASONING_MODES: readonly ReasoningMode[] = ['field', 'tags', 'strip'];
 export const DEFAULT_COOLDOWN: Readonly<CooldownOptions> = { failures: 3, seconds: 30 };
 
-const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown'] as const;
-/** Options later issues implement (SPEC §3.11); accepted now so profiles can be written ahead. */
-const FUTURE_GROUP_OPTIONS = ['retry', 'resume', 'hedge_ms', 'deadline', 'failover_on_content_filter'];
+const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS] as const;
 
 export interface GroupResult {
   /** Null when the file is unusable as a whole (bad shape or options, or no valid endpoint). */
@@ -92,7 +91,7 @@ function splitShape(raw: unknown, sink: ProblemSink): Shape | null {
   return { endpoints, base: 'endpoints', options: raw };
 }
 
-type GroupOptions = Pick<Group, 'reasoning' | 'cooldown'>;
+type GroupOptions = Pick<Group, 'reasoning' | 'cooldown'> & ResilienceOptions;
 
 /** Reads the object-form options; null when one of them is wrong. */
 function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): GroupOptions | null {
@@ -109,13 +108,14 @@ function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): Grou
   }
   const cooldown = readCooldown(raw['cooldown'], sink);
   if (!cooldown) ok = false;
+  const resilience = readResilienceOptions(raw, sink);
 
   for (const key of Object.keys(raw)) {
-    if ((GROUP_OPTIONS as readonly string[]).includes(key) || FUTURE_GROUP_OPTIONS.includes(key)) continue;
-    const guess = suggestField(key, [...GROUP_OPTIONS, ...FUTURE_GROUP_OPTIONS]);
+    if ((GROUP_OPTIONS as readonly string[]).includes(key)) continue;
+    const guess = suggestField(key, [...GROUP_OPTIONS]);
     sink.warning(keyPath('', key), `unknown group option, ignored${guess ? ` (did you mean "${guess}"?)` : ''}`);
   }
-  return ok && cooldown ? { reasoning, cooldown } : null;
+  return ok && cooldown && resilience ? { reasoning, cooldown, ...resilience } : null;
 }
 
 function readCooldown(raw: unknown, sink: ProblemSink): CooldownOptions | null {

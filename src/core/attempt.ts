@@ -60,9 +60,17 @@ export class UpstreamAttempt {
   #phase = 'no response';
   #body: BodyReadable | undefined;
 
-  constructor(endpoint: Endpoint, clientSignal?: AbortSignal) {
+  readonly #timeoutMs: number;
+
+  /**
+   * `signal` ends the attempt from outside (client gone, deadline, a hedge
+   * that lost); `timeoutMs` defaults to the endpoint's and is shorter when a
+   * request deadline leaves less.
+   */
+  constructor(endpoint: Endpoint, signal?: AbortSignal, timeoutMs: number = endpoint.timeoutMs) {
     this.endpoint = endpoint;
-    this.#clientSignal = clientSignal;
+    this.#clientSignal = signal;
+    this.#timeoutMs = timeoutMs;
   }
 
   /** True when the caller (not the upstream, not the watchdog) ended the attempt. */
@@ -74,7 +82,7 @@ export class UpstreamAttempt {
   async open(dispatcher: Dispatcher, body: string): Promise<OpenResult> {
     if (this.#clientSignal?.aborted) return { kind: 'cancelled' };
     this.#clientSignal?.addEventListener('abort', this.#onClientAbort, { once: true });
-    this.#timer = setTimeout(() => this.#expire(), this.endpoint.timeoutMs);
+    this.#timer = setTimeout(() => this.#expire(), this.#timeoutMs);
     const target = targetFor(this.endpoint);
     try {
       const response = await dispatcher.request({
@@ -143,7 +151,7 @@ export class UpstreamAttempt {
   failureFrom(err: unknown): { kind: 'failure'; failure: Failure } | { kind: 'cancelled' } {
     if (this.cancelled) return { kind: 'cancelled' };
     if (this.#timeoutPhase !== null) {
-      const seconds = this.endpoint.timeoutMs / 1000;
+      const seconds = this.#timeoutMs / 1000;
       return { kind: 'failure', failure: { class: 'timeout', message: `${this.#timeoutPhase} within ${seconds} s` } };
     }
     return { kind: 'failure', failure: classifyTransportError(err) };

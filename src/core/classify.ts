@@ -78,10 +78,19 @@ const TRANSPORT_WORDS: Record<string, string> = {
   UND_ERR_BODY_TIMEOUT: 'response body stalled',
 };
 
+/** String(x) throws for objects without a prototype (or a throwing toString); anything can be thrown. */
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
 function describeTransportError(err: unknown, code: string | undefined): string {
   const words = code ? TRANSPORT_WORDS[code] : undefined;
   if (words) return `${words} (${code})`;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : safeString(err);
   return redactSecrets(code ? `${message} (${code})` : message);
 }
 
@@ -112,13 +121,38 @@ export function failureFromResponse(
   bodyText: string,
   retryAfterMs?: number,
 ): Failure {
+  const klass = status >= 400 && status < 500 && namesContentPolicy(errorCodeIn(bodyText)) ? 'content_filter' : classifyStatus(status);
   const failure: Failure = {
-    class: classifyStatus(status),
+    class: klass,
     status,
     message: extractUpstreamMessage(bodyText, contentType, status),
   };
   if (failure.class === 'rate_limit' && retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
   return failure;
+}
+
+/** Error codes providers use for a content-policy refusal (OpenAI, Azure, others). */
+const CONTENT_POLICY_CODE = /content_?(filter|policy)|moderation|safety/i;
+
+function namesContentPolicy(code: string | undefined): boolean {
+  return code !== undefined && CONTENT_POLICY_CODE.test(code);
+}
+
+/** The machine-readable `error.code` (or `error.type`) of an error body, when it has one. */
+function errorCodeIn(bodyText: string): string | undefined {
+  const text = bodyText.trim();
+  if (!text.startsWith('{') && !text.startsWith('[')) return undefined;
+  try {
+    let value = JSON.parse(text) as unknown;
+    if (Array.isArray(value)) value = value[0];
+    const error = (value as { error?: unknown } | null)?.error;
+    if (!error || typeof error !== 'object') return undefined;
+    const { code, type } = error as { code?: unknown; type?: unknown };
+    if (typeof code === 'string') return code;
+    return typeof type === 'string' ? type : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

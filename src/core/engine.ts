@@ -1,38 +1,34 @@
 /**
- * The failover engine (SPEC §3): walks a group's endpoints in order, commits
- * to the first that produces a real token, and reports everything it does as
- * typed events. Nothing here knows about HTTP servers, terminals or files.
+ * The failover engine (SPEC §3): walks a group's endpoints, commits to the
+ * first that produces a real token, and reports everything it does as typed
+ * events. Nothing here knows about HTTP servers, terminals or files.
  *
  * `run()` is an async generator, so a slow consumer naturally pauses the
  * upstream read (backpressure) and stopping the iteration releases it.
+ *
+ * Resilience options (SPEC §3.11) live here too: same-endpoint retries with
+ * backoff, hedged attempts (the first to commit wins), a request deadline,
+ * and resuming a committed stream that broke from the next attempt.
  */
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
-import { UpstreamAttempt } from './attempt.js';
-import { failureFromErrorPayload } from './classify.js';
-import { HealthTracker } from './health.js';
-import { CompletionAggregator, explodeCompletion } from './openai/convert.js';
-import { StreamNormalizer, type NormalizeOptions } from './openai/normalize.js';
-import { buildAllFailed, interruptedError, type FailedAttempt } from './outcome.js';
+import { ClientStream, ResumeFilter, type ResumeMode } from './client-stream.js';
+import { endpointKey, HealthTracker } from './health.js';
+import type { NormalizeOptions } from './openai/normalize.js';
+import { buildAllFailed, contentFilterError, interruptedError, type FailedAttempt } from './outcome.js';
 import { registerSecrets } from './redact.js';
-import { buildUpstreamBody, judgeCompletionBody } from './request.js';
-import { SseDecoder, type SseEvent } from './sse.js';
+import { resolveOptions, retryDelay, RetryBudget, type ResolvedOptions } from './resilience.js';
+import { runAttempt, type AttemptOutcome, type AttemptRun } from './runner.js';
 import type {
   AttemptRecord,
-  ChatCompletionChunk,
   ChatRequest,
   Endpoint,
   EngineEvent,
   Failure,
-  FinishReason,
   Group,
-  JsonObject,
   RequestSummary,
   Usage,
 } from './types.js';
-
-/** Groups whose keys the redactor already knows (a reload makes a new group object). */
-const registeredGroups = new WeakSet<Group>();
 
 export interface EngineOptions {
   /** Upstream HTTP client; by default the engine creates (and closes) its own undici Agent. */
@@ -51,33 +47,38 @@ export interface EngineRequest {
   signal?: AbortSignal;
 }
 
-type AttemptOutcome =
-  | { kind: 'failed'; failure: Failure }
-  | { kind: 'interrupted'; failure: Failure }
-  | { kind: 'cancelled' }
-  | {
-      kind: 'done';
-      ttftMs: number;
-      usage: Usage | null;
-      finishReason: FinishReason;
-      /** Read what the upstream still sends after `[DONE]` so its connection can be reused. */
-      drain?: () => Promise<void>;
-    };
+/** Groups whose keys the redactor already knows (a reload makes a new group object). */
+const registeredGroups = new WeakSet<Group>();
 
-/** Everything an attempt needs to know about the request it serves. */
-interface AttemptPlan {
-  request: EngineRequest;
+interface Candidate {
   endpoint: Endpoint;
-  n: number;
-  clientStream: boolean;
-  normalize: NormalizeOptions;
-  started: number;
+  cooling: boolean;
+  /** Retries of this endpoint so far in this request. */
+  retry: number;
+  /** performance.now() before which it must not start (backoff, Retry-After). */
+  notBefore: number;
 }
+
+type Step = IteratorResult<EngineEvent, AttemptOutcome>;
+
+interface Running {
+  candidate: Candidate;
+  n: number;
+  run: AttemptRun;
+  controller: AbortController;
+  started: number;
+  probe: boolean;
+  /** The attempt's first step (its commit, or how it ended), raced against the others. */
+  first: Promise<{ running: Running; step: Step }>;
+}
+
+type Race = { kind: 'step'; running: Running; step: Step } | { kind: 'hedge' } | { kind: 'abort' };
 
 export class FailoverEngine {
   readonly health: HealthTracker;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
+  readonly #budget = new RetryBudget();
 
   constructor(options: EngineOptions = {}) {
     this.health = options.health ?? new HealthTracker();
@@ -90,293 +91,487 @@ export class FailoverEngine {
   }
 
   /** Serve one request through its group. Always ends with done, interrupted, failed or cancelled. */
-  async *run(request: EngineRequest): AsyncGenerator<EngineEvent, void, undefined> {
-    const { group, body, signal } = request;
-    if (!registeredGroups.has(group)) {
-      registerSecrets(group.endpoints.map((e) => e.apikey));
-      registeredGroups.add(group);
+  run(request: EngineRequest): AsyncGenerator<EngineEvent, void, undefined> {
+    if (!registeredGroups.has(request.group)) {
+      registerSecrets(request.group.endpoints.map((e) => e.apikey));
+      registeredGroups.add(request.group);
     }
-    const clientStream = body.stream === true;
-    const includeUsage = clientStream && body.stream_options?.include_usage === true;
-    const started = performance.now();
-    const records: AttemptRecord[] = [];
-    const failed: FailedAttempt[] = [];
-    const summary = (endpoint: string | null, ttftMs: number | null, usage: Usage | null): RequestSummary => ({
-      requestId: request.requestId,
-      group: group.name,
-      stream: clientStream,
-      endpoint,
-      attempts: records,
-      ms: Math.round(performance.now() - started),
-      ttftMs,
-      usage,
-    });
-
-    let n = 0;
-    for (const { endpoint, cooling } of this.health.plan(group.endpoints)) {
-      if (signal?.aborted) {
-        yield { type: 'cancelled', summary: summary(null, null, null) };
-        return;
-      }
-      n += 1;
-      yield { type: 'attempt_start', n, endpoint: endpoint.name, model: endpoint.model, cooling };
-      const attemptStarted = performance.now();
-      this.health.beginAttempt(endpoint);
-      const normalize: NormalizeOptions = {
-        reasoning: group.reasoning,
-        thinkOpen: endpoint.thinkOpen === true,
-        includeUsage,
-        fallbackId: `chatcmpl-${request.requestId}`,
-        fallbackCreated: Math.floor(Date.now() / 1000),
-        fallbackModel: endpoint.model,
-      };
-      const outcome = yield* this.#attempt({ request, endpoint, n, clientStream, normalize, started: attemptStarted });
-      const ms = Math.round(performance.now() - attemptStarted);
-
-      switch (outcome.kind) {
-        case 'cancelled':
-          this.health.releaseAttempt(endpoint);
-          records.push({ endpoint: endpoint.name, class: null, status: null, message: 'cancelled', ms });
-          yield { type: 'cancelled', summary: summary(null, null, null) };
-          return;
-        case 'failed':
-          this.health.recordFailure(endpoint, outcome.failure, group.cooldown);
-          records.push(recordOf(endpoint, outcome.failure, ms));
-          failed.push({ endpoint: endpoint.name, failure: outcome.failure, ms });
-          yield { type: 'attempt_failed', n, endpoint: endpoint.name, failure: outcome.failure, ms, afterCommit: false };
-          continue;
-        case 'interrupted':
-          this.health.recordFailure(endpoint, outcome.failure, group.cooldown);
-          records.push(recordOf(endpoint, outcome.failure, ms));
-          yield { type: 'attempt_failed', n, endpoint: endpoint.name, failure: outcome.failure, ms, afterCommit: true };
-          yield {
-            type: 'interrupted',
-            summary: summary(endpoint.name, null, null),
-            failure: outcome.failure,
-            error: interruptedError(outcome.failure),
-          };
-          return;
-        case 'done': {
-          this.health.recordSuccess(endpoint);
-          records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms });
-          const ttft = Math.round(attemptStarted - started + outcome.ttftMs);
-          try {
-            yield { type: 'done', summary: summary(endpoint.name, ttft, outcome.usage), finishReason: outcome.finishReason };
-          } finally {
-            // Also when the consumer stops iterating at `done`.
-            if (outcome.drain) await outcome.drain();
-          }
-          return;
-        }
-      }
-    }
-
-    const allFailed = buildAllFailed(group.name, failed, group.skipped);
-    yield { type: 'failed', summary: summary(null, null, null), ...allFailed };
+    return new RequestRun(this.#dispatcher, this.health, this.#budget, request).events();
   }
 
   /** Close the engine's own upstream connections. */
   async close(): Promise<void> {
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
+}
 
-  async *#attempt(plan: AttemptPlan): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
-    const { endpoint, clientStream } = plan;
-    const upstreamStream = endpoint.stream ?? clientStream;
-    const attempt = new UpstreamAttempt(endpoint, plan.request.signal);
-    let handedOff = false;
+/** The state of one request while the engine serves it. */
+class RequestRun {
+  readonly #dispatcher: Dispatcher;
+  readonly #health: HealthTracker;
+  readonly #budget: RetryBudget;
+  readonly #request: EngineRequest;
+  readonly #group: Group;
+  readonly #options: ResolvedOptions;
+  readonly #clientStream: boolean;
+  readonly #includeUsage: boolean;
+  readonly #started = performance.now();
+  readonly #records: AttemptRecord[] = [];
+  readonly #failed: FailedAttempt[] = [];
+  readonly #queue: Candidate[];
+  /** Aborted when the client goes away or the deadline passes; aborts every live attempt. */
+  readonly #abort = new AbortController();
+  readonly #live = new Set<Running>();
+  readonly #tried = new Set<Endpoint>();
+  #deadlineHit = false;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #n = 0;
+
+  constructor(dispatcher: Dispatcher, health: HealthTracker, budget: RetryBudget, request: EngineRequest) {
+    this.#dispatcher = dispatcher;
+    this.#health = health;
+    this.#budget = budget;
+    this.#request = request;
+    this.#group = request.group;
+    this.#options = resolveOptions(request.group);
+    this.#clientStream = request.body.stream === true;
+    this.#includeUsage = this.#clientStream && request.body.stream_options?.include_usage === true;
+    this.#queue = health.plan(request.group.endpoints).map((p) => ({ ...p, retry: 0, notBefore: 0 }));
+  }
+
+  async *events(): AsyncGenerator<EngineEvent, void, undefined> {
+    const onClientAbort = (): void => this.#abort.abort();
+    const signal = this.#request.signal;
+    if (signal?.aborted) this.#abort.abort();
+    signal?.addEventListener('abort', onClientAbort, { once: true });
+    this.#abort.signal.addEventListener('abort', () => {
+      for (const running of this.#live) running.controller.abort();
+    });
+    if (this.#options.deadlineMs !== null) {
+      this.#deadlineTimer = setTimeout(() => {
+        this.#deadlineHit = true;
+        this.#abort.abort();
+      }, this.#options.deadlineMs);
+    }
     try {
-      const opened = await attempt.open(this.#dispatcher, buildUpstreamBody(plan.request.body, endpoint, upstreamStream));
-      if (opened.kind === 'failure') return { kind: 'failed', failure: opened.failure };
-      if (opened.kind === 'cancelled') return opened;
-      if (opened.kind === 'body') {
-        const text = opened.text.trimStart();
-        // Some servers stream without the event-stream content type.
-        if (text.startsWith('data:')) {
-          const decoder = new SseDecoder();
-          const events = [...decoder.push(Buffer.from(text)), ...decoder.end()];
-          return yield* this.#consumeStream(plan, attempt, arrayIterator(events));
-        }
-        return yield* this.#answerFromBody(plan, opened.text, opened.contentType);
-      }
-      const outcome = yield* this.#consumeStream(plan, attempt, attempt.events());
-      if (outcome.kind === 'done' && outcome.drain) handedOff = true;
-      return outcome;
+      yield* this.#serve();
     } finally {
-      if (!handedOff) attempt.close();
+      clearTimeout(this.#deadlineTimer);
+      signal?.removeEventListener('abort', onClientAbort);
+      // The consumer stopped early: nothing may keep running upstream.
+      for (const running of this.#live) running.controller.abort();
     }
   }
 
-  /** A complete upstream body: validate, then answer as a completion or as a replayed stream. */
-  async *#answerFromBody(
-    plan: AttemptPlan,
-    text: string,
-    contentType: string,
-  ): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
-    const verdict = judgeCompletionBody(text, contentType, plan.normalize);
-    if ('failure' in verdict) return { kind: 'failed', failure: verdict.failure };
-    const { completion } = verdict;
-    const ttftMs = performance.now() - plan.started;
-    yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
-    if (plan.clientStream) {
-      for (const chunk of explodeCompletion(completion, { includeUsage: plan.normalize.includeUsage })) {
-        yield { type: 'chunk', chunk };
+  async *#serve(): AsyncGenerator<EngineEvent, void, undefined> {
+    const winner = yield* this.#untilCommit();
+    if (!winner) return;
+    const { running, commit } = winner;
+    yield commit;
+    const client = new ClientStream();
+    const outcome = yield* this.#pipe(running, client, null);
+    const endpoint = running.candidate.endpoint;
+    switch (outcome.kind) {
+      case 'done':
+        yield* this.#finishDone(running, outcome, client);
+        return;
+      case 'cancelled':
+        yield* this.#endAborted(endpoint, true);
+        return;
+      case 'interrupted':
+      case 'failed': {
+        yield this.#recordFailure(running, outcome.failure, true);
+        if (!this.#canResume(client)) {
+          yield this.#interrupted(endpoint, outcome.failure);
+          return;
+        }
+        const resumed = yield* this.#resume(running.candidate, outcome.failure, client);
+        if (resumed === null) return;
+        if (resumed.outcome.kind === 'done') yield* this.#finishDone(resumed.running, resumed.outcome, client);
+        else yield* this.#endAborted(resumed.running.candidate.endpoint, true);
+        return;
       }
-    } else {
-      yield { type: 'completion', completion };
     }
-    const choice = completion.choices[0];
-    return { kind: 'done', ttftMs, usage: completion.usage ?? null, finishReason: choice?.finish_reason ?? 'stop' };
+  }
+
+  // -------------------------------------------------------------------------
+  // Before commit: ordered attempts, retries, hedging.
+
+  async *#untilCommit(): AsyncGenerator<EngineEvent, { running: Running; commit: EngineEvent } | null, undefined> {
+    const running: Running[] = [];
+    let hedgeAt = Infinity;
+    for (;;) {
+      if (this.#abort.signal.aborted) {
+        yield* this.#abandon(running, this.#deadlineHit ? 'deadline reached' : 'request cancelled');
+        yield* this.#endAborted(null, false);
+        return null;
+      }
+      if (running.length === 0) {
+        const candidate = this.#queue.shift();
+        if (!candidate) break;
+        const wait = candidate.notBefore - performance.now();
+        if (wait > 0 && !(await sleep(wait, this.#abort.signal))) {
+          this.#queue.unshift(candidate);
+          continue;
+        }
+        const started = this.#start(candidate);
+        running.push(started.running);
+        yield started.event;
+        hedgeAt = this.#hedgeAt(started.running);
+        continue;
+      }
+
+      const race = await this.#race(running, hedgeAt);
+      if (race.kind === 'abort') continue;
+      if (race.kind === 'hedge') {
+        const index = this.#queue.findIndex((c) => c.notBefore <= performance.now());
+        hedgeAt = Infinity;
+        if (index === -1) continue;
+        const [candidate] = this.#queue.splice(index, 1);
+        const started = this.#start(candidate!);
+        running.push(started.running);
+        yield started.event;
+        hedgeAt = this.#hedgeAt(started.running);
+        continue;
+      }
+
+      const { running: attempt, step } = race;
+      running.splice(running.indexOf(attempt), 1);
+      if (!step.done) {
+        // An attempt's first event is its commit: it won. The others stop.
+        yield* this.#abandon(running, 'another endpoint answered first');
+        return { running: attempt, commit: step.value };
+      }
+      this.#live.delete(attempt);
+      const outcome = step.value;
+      // An attempt always commits before it is done; a finish without one proves nothing.
+      if (outcome.kind === 'cancelled' || outcome.kind === 'done') continue;
+      const failure = outcome.failure;
+      yield this.#recordFailure(attempt, failure, false);
+      if (failure.class === 'content_filter' && !this.#options.failoverOnContentFilter) {
+        yield* this.#abandon(running, 'the provider refused the request');
+        yield { type: 'failed', summary: this.#summary(null, null), ...contentFilterError(failure) };
+        return null;
+      }
+      this.#scheduleRetry(attempt.candidate, failure);
+      if (running.length > 0 && hedgeAt === Infinity) hedgeAt = this.#hedgeAt(running[running.length - 1]!);
+    }
+    const deadlineMs = this.#deadlineHit ? this.#options.deadlineMs : null;
+    yield { type: 'failed', summary: this.#summary(null, null), ...buildAllFailed(this.#group.name, this.#failed, this.#group.skipped, deadlineMs) };
+    return null;
+  }
+
+  #start(candidate: Candidate, body: ChatRequest = this.#request.body): { running: Running; event: EngineEvent } {
+    const { endpoint } = candidate;
+    this.#n += 1;
+    this.#tried.add(endpoint);
+    const controller = new AbortController();
+    const probe = this.#health.beginAttempt(endpoint);
+    const started = performance.now();
+    const remaining = this.#options.deadlineMs === null ? Infinity : this.#options.deadlineMs - (started - this.#started);
+    const run = runAttempt(this.#dispatcher, {
+      endpoint,
+      n: this.#n,
+      body,
+      clientStream: this.#clientStream,
+      normalize: this.#normalizeOptions(endpoint),
+      started,
+      timeoutMs: Math.max(1, Math.min(endpoint.timeoutMs, remaining)),
+      signal: controller.signal,
+      acceptContentFilter: !this.#options.failoverOnContentFilter,
+    });
+    const running = { candidate, n: this.#n, run, controller, started, probe } as Running;
+    running.first = run.next().then((step) => ({ running, step }));
+    this.#live.add(running);
+    if (this.#abort.signal.aborted) controller.abort();
+    return {
+      running,
+      event: { type: 'attempt_start', n: this.#n, endpoint: endpoint.name, model: endpoint.model, cooling: candidate.cooling },
+    };
+  }
+
+  #normalizeOptions(endpoint: Endpoint): NormalizeOptions {
+    return {
+      reasoning: this.#group.reasoning,
+      thinkOpen: endpoint.thinkOpen === true,
+      includeUsage: false,
+      fallbackId: `chatcmpl-${this.#request.requestId}`,
+      fallbackCreated: Math.floor(Date.now() / 1000),
+      fallbackModel: endpoint.model,
+    };
+  }
+
+  /** When to start the next endpoint beside `running`: `hedge_ms`, and at once beside a half-open probe. */
+  #hedgeAt(running: Running): number {
+    const delay = this.#options.hedgeMs ?? (running.probe ? 0 : null);
+    return delay === null || this.#queue.length === 0 ? Infinity : running.started + delay;
+  }
+
+  async #race(running: Running[], hedgeAt: number): Promise<Race> {
+    if (running.length === 1 && hedgeAt === Infinity) {
+      // The common case: one attempt, whose own controller already hears an abort.
+      const { running: r, step } = await running[0]!.first;
+      return { kind: 'step', running: r, step };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const contenders: Array<Promise<Race>> = running.map((r) => r.first.then(({ step }) => ({ kind: 'step' as const, running: r, step })));
+    if (hedgeAt !== Infinity) {
+      contenders.push(new Promise((resolve) => (timer = setTimeout(() => resolve({ kind: 'hedge' }), Math.max(0, hedgeAt - performance.now())))));
+    }
+    contenders.push(
+      new Promise((resolve) => {
+        onAbort = () => resolve({ kind: 'abort' });
+        if (this.#abort.signal.aborted) onAbort();
+        else this.#abort.signal.addEventListener('abort', onAbort, { once: true });
+      }),
+    );
+    try {
+      return await Promise.race(contenders);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) this.#abort.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stop attempts that are no longer needed and say so. */
+  async *#abandon(running: Running[], reason: string): AsyncGenerator<EngineEvent, void, undefined> {
+    for (const r of running.splice(0)) {
+      if (r.probe && !this.#abort.signal.aborted) {
+        // A half-open probe that lost the race still tells us whether the endpoint is back.
+        this.#finishProbeInBackground(r);
+        const ms = Math.round(performance.now() - r.started);
+        this.#records.push({ endpoint: r.candidate.endpoint.name, class: null, status: null, message: `${reason}; the probe finishes in the background`, ms });
+        yield { type: 'attempt_abandoned', n: r.n, endpoint: r.candidate.endpoint.name, ms, reason: `${reason} (probe continues)` };
+        continue;
+      }
+      r.controller.abort();
+      await r.first;
+      await r.run.return({ kind: 'cancelled' });
+      this.#live.delete(r);
+      this.#health.releaseAttempt(r.candidate.endpoint);
+      const ms = Math.round(performance.now() - r.started);
+      this.#records.push({ endpoint: r.candidate.endpoint.name, class: null, status: null, message: reason, ms });
+      yield { type: 'attempt_abandoned', n: r.n, endpoint: r.candidate.endpoint.name, ms, reason };
+    }
+  }
+
+  #finishProbeInBackground(running: Running): void {
+    this.#live.delete(running);
+    const { endpoint } = running.candidate;
+    const finish = async (): Promise<void> => {
+      let { step } = await running.first;
+      while (!step.done) step = await running.run.next();
+      const outcome = step.value;
+      if (outcome.kind === 'done') {
+        this.#health.recordSuccess(endpoint);
+        await outcome.drain?.();
+      } else if (outcome.kind === 'cancelled') {
+        this.#health.releaseAttempt(endpoint);
+      } else {
+        this.#health.recordFailure(endpoint, outcome.failure, this.#group.cooldown);
+      }
+    };
+    finish().catch(() => this.#health.releaseAttempt(endpoint));
+  }
+
+  #recordFailure(running: Running, failure: Failure, afterCommit: boolean): EngineEvent {
+    const { endpoint } = running.candidate;
+    const ms = Math.round(performance.now() - running.started);
+    this.#health.recordFailure(endpoint, failure, this.#group.cooldown);
+    this.#budget.record(endpointKey(endpoint));
+    this.#records.push({ endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms });
+    if (!afterCommit) this.#failed.push({ endpoint: endpoint.name, failure, ms });
+    return { type: 'attempt_failed', n: running.n, endpoint: endpoint.name, failure, ms, afterCommit };
+  }
+
+  /** Put the same endpoint back at the front when the retry policy allows another try. */
+  #scheduleRetry(candidate: Candidate, failure: Failure): void {
+    const delay = retryDelay(failure, candidate.retry, this.#options.retry);
+    if (delay === null || !this.#budget.allows(endpointKey(candidate.endpoint))) return;
+    this.#queue.unshift({ ...candidate, retry: candidate.retry + 1, notBefore: performance.now() + delay });
+  }
+
+  // -------------------------------------------------------------------------
+  // After commit.
+
+  /** Forward one attempt's output to the client until it ends. */
+  async *#pipe(running: Running, client: ClientStream, filter: ResumeFilter | null): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
+    for (;;) {
+      const step = await running.run.next();
+      if (step.done) {
+        this.#live.delete(running);
+        return step.value;
+      }
+      const event = step.value;
+      if (event.type !== 'chunk') {
+        yield event;
+        continue;
+      }
+      let chunk = event.chunk;
+      if (filter) {
+        const fitted = filter.push(chunk);
+        if (fitted.kind === 'diverged') {
+          running.controller.abort();
+          await running.run.return({ kind: 'cancelled' });
+          this.#live.delete(running);
+          return { kind: 'interrupted', failure: { class: 'stream_interrupted', message: `resume abandoned: ${fitted.why}` } };
+        }
+        if (fitted.chunk === null) continue;
+        chunk = fitted.chunk;
+      }
+      yield { type: 'chunk', chunk: client.stamp(chunk) };
+    }
+  }
+
+  #canResume(client: ClientStream): boolean {
+    // An interrupted tool call is never resumed: its arguments cannot be spliced.
+    return this.#clientStream && this.#options.resume && !client.toolCalls && !this.#abort.signal.aborted;
   }
 
   /**
-   * Read an upstream event stream. Before the first token every problem is a
-   * silent failure; after it, a streaming client has seen text, so a problem
-   * becomes an interruption. A non-streaming client is never committed before
-   * the whole answer is in, so for it every problem is a plain failure.
+   * Continue a broken stream from the next attempts: a retry of the same
+   * endpoint when the retry policy allows, then the endpoints not tried yet.
+   * Returns null when it already ended the request (cancelled, diverged).
    */
-  async *#consumeStream(
-    plan: AttemptPlan,
-    attempt: UpstreamAttempt,
-    events: AsyncIterator<SseEvent>,
-  ): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
-    // An aggregated completion always carries usage when the upstream sent it.
-    const normalizer = new StreamNormalizer(plan.clientStream ? plan.normalize : { ...plan.normalize, includeUsage: true });
-    const aggregator = plan.clientStream ? null : new CompletionAggregator();
-    let committed = false;
-    let ttftMs = 0;
-    let sawDone = false;
-    const held: ChatCompletionChunk[] = [];
-    const broken = (failure: Failure): AttemptOutcome => {
-      if (!normalizer.hasToken) return { kind: 'failed', failure };
-      const interrupted: Failure =
-        failure.class === 'stream_interrupted'
-          ? failure
-          : { ...failure, class: 'stream_interrupted', message: `${failure.class}: ${failure.message}` };
-      return committed ? { kind: 'interrupted', failure: interrupted } : { kind: 'failed', failure: interrupted };
-    };
+  async *#resume(
+    broken: Candidate,
+    failure: Failure,
+    client: ClientStream,
+  ): AsyncGenerator<EngineEvent, { running: Running; outcome: AttemptOutcome } | null, undefined> {
+    let lastFailure = failure;
+    let lastEndpoint = broken.endpoint;
+    const candidates: Candidate[] = [];
+    const sameDelay = retryDelay(failure, broken.retry, this.#options.retry);
+    if (sameDelay !== null && this.#budget.allows(endpointKey(broken.endpoint))) {
+      candidates.push({ ...broken, retry: broken.retry + 1, notBefore: performance.now() + sameDelay });
+    }
+    for (const candidate of this.#queue) if (!this.#tried.has(candidate.endpoint)) candidates.push(candidate);
 
-    try {
+    for (const candidate of candidates) {
+      let mode: ResumeMode = client.content === '' || candidate.endpoint.prefill === false ? 'restart' : 'prefill';
       for (;;) {
-        const next = await events.next();
-        if (next.done) break;
-        const event = next.value;
-        if (event.kind === 'comment') continue;
-        if (event.kind === 'bare') {
-          // Chutes writes `{"error": …}` without `data:` when a stream dies.
-          const failure = bareLineFailure(event.line);
-          if (failure) return broken(failure);
+        if (this.#abort.signal.aborted) {
+          yield* this.#endAborted(lastEndpoint, true);
+          return null;
+        }
+        const wait = candidate.notBefore - performance.now();
+        if (wait > 0 && !(await sleep(wait, this.#abort.signal))) continue;
+        const body = mode === 'prefill' ? withPrefill(this.#request.body, client.content) : this.#request.body;
+        const { running, event } = this.#start(candidate, body);
+        yield event;
+        const filter = new ResumeFilter(mode, { content: client.content, reasoning: client.reasoning });
+        const first = await running.first;
+        let outcome: AttemptOutcome;
+        if (first.step.done) {
+          this.#live.delete(running);
+          outcome = first.step.value;
+        } else {
+          yield { type: 'resume', n: running.n, endpoint: candidate.endpoint.name, mode, reusedChars: mode === 'prefill' ? client.content.length : client.content.length || client.reasoning.length };
+          outcome = yield* this.#pipe(running, client, filter);
+        }
+        lastEndpoint = candidate.endpoint;
+        if (outcome.kind === 'done' || outcome.kind === 'cancelled') return { running, outcome };
+        const diverged = outcome.failure.message.startsWith('resume abandoned');
+        if (diverged) {
+          // Not the endpoint's fault: it answered, just differently.
+          yield this.#interrupted(candidate.endpoint, lastFailure, outcome.failure.message);
+          return null;
+        }
+        yield this.#recordFailure(running, outcome.failure, outcome.kind === 'interrupted');
+        lastFailure = outcome.failure;
+        // An endpoint that rejects the prefill gets one plain restart.
+        if (mode === 'prefill' && candidate.endpoint.prefill !== true && outcome.kind === 'failed' && outcome.failure.class === 'bad_request') {
+          mode = 'restart';
           continue;
         }
-        if (event.data === '[DONE]') {
-          sawDone = true;
-          break;
-        }
-        let raw: JsonObject;
-        try {
-          raw = JSON.parse(event.data) as JsonObject;
-        } catch {
-          return broken({ class: 'invalid_response', message: `malformed stream chunk: ${event.data.slice(0, 120)}` });
-        }
-        if (!raw || typeof raw !== 'object') {
-          return broken({ class: 'invalid_response', message: 'stream chunk is not a JSON object' });
-        }
-        const inBand = failureFromErrorPayload(raw) ?? finishedWithError(raw);
-        if (inBand) return broken(inBand);
-        if (normalizer.hasToken) attempt.touch();
-        let out = normalizer.push(raw);
-        if (!normalizer.hasToken) {
-          // E.g. encrypted reasoning_details: real output, but not yet a token to commit on.
-          if (out.length > 0) held.push(...out);
-          continue;
-        }
-        if (held.length > 0) out = held.splice(0).concat(out);
-        if (ttftMs === 0) {
-          ttftMs = performance.now() - plan.started;
-          attempt.commit();
-        }
-        if (aggregator) {
-          for (const chunk of out) aggregator.add(chunk);
-          continue;
-        }
-        if (!committed) {
-          committed = true;
-          yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(ttftMs) };
-        }
-        for (const chunk of out) yield { type: 'chunk', chunk };
+        break;
       }
-    } catch (err) {
-      const mapped = attempt.failureFrom(err);
-      if (mapped.kind === 'cancelled') return mapped;
-      return broken(mapped.failure);
     }
-
-    const tail = normalizer.end();
-    if (!normalizer.hasToken) {
-      return { kind: 'failed', failure: { class: 'invalid_response', message: 'stream ended before any token' } };
-    }
-    const finishReason = normalizer.finishReason;
-    if (finishReason === null) {
-      return broken({
-        class: 'stream_interrupted',
-        message: sawDone ? 'stream ended with [DONE] but no finish_reason' : 'stream ended without finish_reason',
-      });
-    }
-    if (aggregator) {
-      for (const chunk of tail) aggregator.add(chunk);
-      const completion = aggregator.result();
-      yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
-      yield { type: 'completion', completion };
-    } else {
-      for (const chunk of tail) yield { type: 'chunk', chunk };
-    }
-    const outcome: AttemptOutcome = { kind: 'done', ttftMs, usage: normalizer.usage, finishReason };
-    if (sawDone) {
-      outcome.drain = async () => {
-        attempt.drainAfterDone();
-        try {
-          while (!(await events.next()).done) {
-            // Discard: the answer is complete.
-          }
-        } catch {
-          // The upstream lingered or reset after [DONE]: the answer was complete anyway.
-        } finally {
-          attempt.close();
-        }
-      };
-    }
-    return outcome;
-  }
-}
-
-function recordOf(endpoint: Endpoint, failure: Failure, ms: number): AttemptRecord {
-  return { endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms };
-}
-
-/** OpenRouter ends a failed stream with `finish_reason: "error"` (sometimes without an `error` object). */
-function finishedWithError(raw: JsonObject): Failure | null {
-  const choices = raw.choices;
-  if (!Array.isArray(choices)) return null;
-  const first = choices[0] as { finish_reason?: unknown } | undefined;
-  return first?.finish_reason === 'error'
-    ? { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' }
-    : null;
-}
-
-function bareLineFailure(line: string): Failure | null {
-  try {
-    const parsed = JSON.parse(line) as unknown;
-    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
-      ? failureFromErrorPayload(parsed as JsonObject)
-      : null;
-  } catch {
+    yield this.#interrupted(lastEndpoint, lastFailure);
     return null;
   }
+
+  async *#finishDone(running: Running, outcome: Extract<AttemptOutcome, { kind: 'done' }>, client: ClientStream): AsyncGenerator<EngineEvent, void, undefined> {
+    const { endpoint } = running.candidate;
+    this.#health.recordSuccess(endpoint);
+    this.#records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
+    let usage = outcome.usage;
+    if (this.#clientStream) {
+      client.addUsage(outcome.usage);
+      usage = client.usage;
+      const usageChunk = this.#includeUsage ? client.usageChunk() : null;
+      if (usageChunk) yield { type: 'chunk', chunk: usageChunk };
+    }
+    const ttft = Math.round(running.started - this.#started + outcome.ttftMs);
+    try {
+      yield { type: 'done', summary: this.#summary(endpoint.name, ttft, usage), finishReason: outcome.finishReason };
+    } finally {
+      // Also when the consumer stops iterating at `done`.
+      if (outcome.drain) await outcome.drain();
+    }
+  }
+
+  #interrupted(endpoint: Endpoint, failure: Failure, note?: string): EngineEvent {
+    const interrupted: Failure = failure.class === 'stream_interrupted' ? failure : { ...failure, class: 'stream_interrupted' };
+    return { type: 'interrupted', summary: this.#summary(endpoint.name, null), failure: interrupted, error: interruptedError(interrupted, note) };
+  }
+
+  /** The request ended from outside: the client went away, or the deadline passed. */
+  async *#endAborted(endpoint: Endpoint | null, committed: boolean): AsyncGenerator<EngineEvent, void, undefined> {
+    if (!this.#deadlineHit) {
+      yield { type: 'cancelled', summary: this.#summary(null, null) };
+      return;
+    }
+    const deadlineS = (this.#options.deadlineMs ?? 0) / 1000;
+    if (committed && endpoint) {
+      yield this.#interrupted(endpoint, { class: 'timeout', message: `the request deadline of ${deadlineS} s was reached` });
+      return;
+    }
+    yield { type: 'failed', summary: this.#summary(null, null), ...buildAllFailed(this.#group.name, this.#failed, this.#group.skipped, this.#options.deadlineMs) };
+  }
+
+  #summary(endpoint: string | null, ttftMs: number | null, usage: Usage | null = null): RequestSummary {
+    return {
+      requestId: this.#request.requestId,
+      group: this.#group.name,
+      stream: this.#clientStream,
+      endpoint,
+      attempts: this.#records,
+      ms: Math.round(performance.now() - this.#started),
+      ttftMs,
+      usage,
+    };
+  }
 }
 
-function arrayIterator<T>(items: readonly T[]): AsyncIterator<T> {
-  let i = 0;
+/**
+ * The request that asks an endpoint to continue a partial answer: the answer
+ * as a final assistant message, flagged the ways servers understand
+ * (`prefix` for DeepSeek and Mistral, `continue_final_message` for vLLM and
+ * SGLang). A server that rejects this gets a plain restart instead.
+ */
+function withPrefill(body: ChatRequest, content: string): ChatRequest {
   return {
-    next: () => Promise.resolve(i < items.length ? { done: false, value: items[i++]! } : { done: true, value: undefined }),
+    ...body,
+    messages: [...body.messages, { role: 'assistant', content, prefix: true }],
+    continue_final_message: true,
+    add_generation_prompt: false,
   };
+}
+
+/** Resolves true after `ms`, false as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }

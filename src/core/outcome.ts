@@ -26,9 +26,10 @@ export function buildAllFailed(
   group: string,
   failed: readonly FailedAttempt[],
   skipped: readonly SkippedEndpoint[],
+  deadlineMs: number | null = null,
 ): AllFailed {
   const headers: Record<string, string> = { 'x-should-retry': 'false' };
-  const status = allFailedStatus(failed);
+  const status = deadlineMs !== null ? 504 : allFailedStatus(failed);
   if (status === 429) {
     const waits = failed.map((a) => a.failure.retryAfterMs).filter((ms): ms is number => ms !== undefined);
     if (waits.length > 0) headers['retry-after'] = String(Math.ceil(Math.min(...waits) / 1000));
@@ -37,9 +38,11 @@ export function buildAllFailed(
   for (const s of skipped) parts.push(`[${s.name}] skipped: ${s.reason}`);
   const total = failed.length + skipped.length;
   const head =
-    total === 0
-      ? `Group '${group}' has no endpoints`
-      : `All ${total} endpoint${total === 1 ? '' : 's'} for '${group}' failed`;
+    deadlineMs !== null
+      ? `The deadline of ${deadlineMs / 1000} s for '${group}' was reached after ${failed.length} attempt${failed.length === 1 ? '' : 's'}`
+      : total === 0
+        ? `Group '${group}' has no endpoints`
+        : `All ${total} endpoint${total === 1 ? '' : 's'} for '${group}' failed`;
   const attempts: AttemptRecord[] = failed.map((a) => ({
     endpoint: a.endpoint,
     class: a.failure.class,
@@ -88,11 +91,20 @@ export function describeFailure(failure: Failure): string {
   return `${failure.class}${status}: ${failure.message}`;
 }
 
+/** `failover_on_content_filter: false`: the provider's refusal, as it gave it. */
+export function contentFilterError(failure: Failure): AllFailed {
+  return {
+    status: failure.status ?? 400,
+    headers: { 'x-should-retry': 'false' },
+    error: { error: { message: failure.message, type: 'invalid_request_error', param: null, code: 'content_filter' } },
+  };
+}
+
 /** The last SSE event of a committed stream that broke (no `choices`: both SDKs raise it). */
-export function interruptedError(failure: Failure): OpenAIErrorBody {
+export function interruptedError(failure: Failure, note?: string): OpenAIErrorBody {
   return {
     error: {
-      message: `The upstream stream broke after the answer started: ${describeFailure(failure)}`,
+      message: `The upstream stream broke after the answer started: ${describeFailure(failure)}${note ? ` (${note})` : ''}`,
       type: 'failproxy_error',
       param: null,
       code: 'stream_interrupted',

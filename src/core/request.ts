@@ -32,7 +32,12 @@ export function buildUpstreamBody(request: ChatRequest, endpoint: Endpoint, upst
 export type BodyVerdict = { completion: ChatCompletion } | { failure: Failure };
 
 /** A 2xx body that is not an event stream: a usable completion, or why not. */
-export function judgeCompletionBody(text: string, contentType: string, options: NormalizeOptions): BodyVerdict {
+export function judgeCompletionBody(
+  text: string,
+  contentType: string,
+  options: NormalizeOptions,
+  acceptContentFilter = false,
+): BodyVerdict {
   const trimmed = text.trim();
   if (trimmed === '') return invalid('empty response body');
   if (trimmed.startsWith('<')) return invalid(extractUpstreamMessage(trimmed, contentType || 'text/html'));
@@ -50,7 +55,14 @@ export function judgeCompletionBody(text: string, contentType: string, options: 
   if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
   const completion = normalizeCompletion(obj, options);
   if (!completion) return invalid('response has no choices[0].message');
-  if (!completionHasOutput(completion)) return invalid('empty completion: no content, tool calls or reasoning');
+  if (!completionHasOutput(completion)) {
+    if (completion.choices[0]?.finish_reason === 'content_filter') {
+      return acceptContentFilter
+        ? { completion }
+        : { failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } };
+    }
+    return invalid('empty completion: no content, tool calls or reasoning');
+  }
   return { completion };
 }
 

@@ -32,6 +32,26 @@ export interface Endpoint {
    * answer starts inside the reasoning block and only `</think>` appears.
    */
   thinkOpen?: boolean;
+  /**
+   * Whether a broken stream may be continued here by prefilling the partial
+   * answer as an assistant message: `auto` tries and falls back to a restart
+   * when the endpoint rejects it. Default `auto`.
+   */
+  prefill?: PrefillMode;
+}
+
+export type PrefillMode = 'auto' | boolean;
+
+/** Same-endpoint retries (group option `retry`). */
+export interface RetryOptions {
+  /** Retries per endpoint and request; 0 = none. */
+  attempts: number;
+  /** Classes worth retrying on the same endpoint (`timeout` never is). */
+  on: FailureClass[];
+  baseMs: number;
+  maxMs: number;
+  /** A longer `Retry-After` moves on at once instead of waiting. */
+  retryAfterMaxS: number;
 }
 
 /** An endpoint that could not be used, e.g. because its `${VAR}` is unset. */
@@ -55,6 +75,16 @@ export interface Group {
   skipped: SkippedEndpoint[];
   reasoning: ReasoningMode;
   cooldown: CooldownOptions;
+  /** Resilience options (SPEC §3.11); undefined = the defaults. */
+  retry?: RetryOptions;
+  /** Continue a stream that broke after commit from the next attempt. Default true. */
+  resume?: boolean;
+  /** Start the next endpoint in parallel when the first token is this late (ms); null = off. */
+  hedgeMs?: number | null;
+  /** Bound on the whole request (ms); null = none. */
+  deadlineMs?: number | null;
+  /** Treat a content-filter refusal as a failure to fail over from. Default true. */
+  failoverOnContentFilter?: boolean;
 }
 
 // ---------------------------------------------------------------------------
@@ -170,6 +200,7 @@ export const FAILURE_CLASSES = [
   'server',
   'invalid_response',
   'stream_interrupted',
+  'content_filter',
 ] as const;
 
 export type FailureClass = (typeof FAILURE_CLASSES)[number];
@@ -279,8 +310,30 @@ export interface CancelledEvent {
   summary: RequestSummary;
 }
 
+/** An attempt stopped without failing: a hedged attempt lost the race, or the request ended first. */
+export interface AttemptAbandonedEvent {
+  type: 'attempt_abandoned';
+  n: number;
+  endpoint: string;
+  ms: number;
+  reason: string;
+}
+
+/** A committed stream broke and continues from another attempt (group option `resume`). */
+export interface ResumeEvent {
+  type: 'resume';
+  n: number;
+  endpoint: string;
+  /** `prefill`: the partial answer was sent as an assistant message; `restart`: asked again, repeated prefix dropped. */
+  mode: 'prefill' | 'restart';
+  /** Characters of the answer already delivered that the new attempt builds on. */
+  reusedChars: number;
+}
+
 export type EngineEvent =
   | AttemptStartEvent
+  | AttemptAbandonedEvent
+  | ResumeEvent
   | AttemptFailedEvent
   | CommitEvent
   | ChunkEvent

@@ -15,6 +15,8 @@ interface Pending {
   attempts: Stamped<AttemptRecordLine>[];
   ttft: Map<number, number>;
   answer: string;
+  /** The attempt that is answering now (committed, or resumed). */
+  answering: number;
 }
 
 export interface LogObserverOptions {
@@ -35,11 +37,14 @@ export class LogObserver implements EngineObserver {
   onEvent(context: RequestContext, event: EngineEvent): void {
     switch (event.type) {
       case 'attempt_start':
-        if (event.n === 1) this.#pending.set(context.requestId, { attempts: [], ttft: new Map(), answer: '' });
+        if (event.n === 1) this.#pending.set(context.requestId, { attempts: [], ttft: new Map(), answer: '', answering: 0 });
         return;
-      case 'commit':
-        this.#pendingFor(context).ttft.set(event.n, event.ttftMs);
+      case 'commit': {
+        const pending = this.#pendingFor(context);
+        pending.ttft.set(event.n, event.ttftMs);
+        pending.answering = event.n;
         return;
+      }
       case 'chunk':
         if (this.#logger.enabled('debug')) {
           const delta = event.chunk.choices[0]?.delta;
@@ -70,6 +75,36 @@ export class LogObserver implements EngineObserver {
         this.#write('warn', line);
         return;
       }
+      case 'attempt_abandoned': {
+        const line: Stamped<AttemptRecordLine> = {
+          event: 'attempt',
+          id: context.requestId,
+          group: context.group,
+          endpoint: event.endpoint,
+          n: event.n,
+          ok: false,
+          class: null,
+          status: null,
+          message: event.reason,
+          ms: event.ms,
+          abandoned: true,
+        };
+        this.#pendingFor(context).attempts.push(line);
+        this.#write('info', line);
+        return;
+      }
+      case 'resume':
+        this.#pendingFor(context).answering = event.n;
+        this.#write('warn', {
+          event: 'resume',
+          id: context.requestId,
+          group: context.group,
+          endpoint: event.endpoint,
+          n: event.n,
+          mode: event.mode,
+          reused_chars: event.reusedChars,
+        });
+        return;
       case 'done':
       case 'failed':
       case 'interrupted':
@@ -82,7 +117,7 @@ export class LogObserver implements EngineObserver {
   #pendingFor(context: RequestContext): Pending {
     let pending = this.#pending.get(context.requestId);
     if (!pending) {
-      pending = { attempts: [], ttft: new Map(), answer: '' };
+      pending = { attempts: [], ttft: new Map(), answer: '', answering: 0 };
       this.#pending.set(context.requestId, pending);
     }
     return pending;
@@ -92,8 +127,8 @@ export class LogObserver implements EngineObserver {
     const pending = this.#pendingFor(context);
     this.#pending.delete(context.requestId);
     if (event.type === 'done') {
-      const n = summary.attempts.length;
-      const record = summary.attempts[n - 1];
+      const n = pending.answering || summary.attempts.length;
+      const record = summary.attempts[summary.attempts.length - 1];
       const line: Stamped<AttemptRecordLine> = {
         event: 'attempt',
         id: context.requestId,

@@ -76,7 +76,7 @@ function sortByGroup<T extends { group: string }>(items: Iterable<T>): T[] {
 export function computeStats(records: Iterable<LogRecord>): EndpointStats[] {
   const byKey = new Map<string, EndpointAcc>();
   for (const r of records) {
-    if (r.event !== 'attempt') continue;
+    if (r.event !== 'attempt' || r.abandoned === true) continue;
     const a: AttemptRecordLine = r;
     const key = `${a.group}\u0000${a.endpoint}`;
     let acc = byKey.get(key);

@@ -49,6 +49,20 @@ export interface AttemptRecordLine extends BaseRecord {
   message: string | null;
   ms: number;
   ttft_ms?: number | null;
+  /** The attempt was stopped without failing (a hedge that lost, a cancelled request): not counted in stats. */
+  abandoned?: boolean;
+}
+
+/** A committed stream broke and continued from another attempt (group option `resume`). */
+export interface ResumeRecord extends BaseRecord {
+  event: 'resume';
+  id: string;
+  group: string;
+  endpoint: string;
+  n: number;
+  mode: 'prefill' | 'restart';
+  /** Characters of the already-delivered answer the new attempt built on. */
+  reused_chars: number;
 }
 
 export interface ConfigRecord extends BaseRecord {
@@ -61,9 +75,10 @@ export interface ConfigRecord extends BaseRecord {
 
 export interface ServerRecord extends BaseRecord {
   event: 'server';
-  action: 'start' | 'stop';
+  /** `redis_*`: the shared health store (`serve --redis`) became unusable, or came back. */
+  action: 'start' | 'stop' | 'redis_unavailable' | 'redis_back';
   url?: string;
   message?: string;
 }
 
-export type LogRecord = RequestRecord | AttemptRecordLine | ConfigRecord | ServerRecord;
+export type LogRecord = RequestRecord | AttemptRecordLine | ResumeRecord | ConfigRecord | ServerRecord;

@@ -295,10 +295,10 @@ test('checks each field type', async (t) => {
   assert.equal(group?.endpoints.length, 1);
 });
 
-test('warns about unknown fields and group options, and accepts the announced future options', async (t) => {
+test('warns about unknown fields and group options, and accepts the resilience options', async (t) => {
   const dir = await fixtureDir(t, {
     'g.yaml': `
-retry: 2
+retry: { attempts: 2 }
 resume: true
 hedge_ms: 1500
 deadline: 120
@@ -321,7 +321,9 @@ endpoints:
     ['reasoning_mode', 'endpoints[0].base_url', 'endpoints[0].colour'],
   );
   assert.match(problems[1]?.message ?? '', /did you mean "baseurl"/);
-  assert.ok(!('retry' in group), 'future options stay out of Group for now');
+  assert.equal(group.retry?.attempts, 2);
+  assert.equal(group.hedgeMs, 1500);
+  assert.equal(group.deadlineMs, 120_000);
 });
 
 test('a wrong group option makes the file unusable, with every option problem listed', async (t) => {

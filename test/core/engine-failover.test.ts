@@ -210,7 +210,8 @@ describe('failure classes (each makes the engine move on)', () => {
 describe('after commit', () => {
   async function streamFrom(behaviour: Behaviour, timeoutMs = 2000) {
     bad.setBehaviour(behaviour);
-    const g = group('g', [endpoint(bad.baseurl, { name: 'bad', timeoutMs }), endpoint(healthy.baseurl, { name: 'good' })]);
+    // Without resume (SPEC §3.4); resuming is tested in engine-resilience.test.ts.
+    const g = group('g', [endpoint(bad.baseurl, { name: 'bad', timeoutMs }), endpoint(healthy.baseurl, { name: 'good' })], { resume: false });
     return runAll(newEngine(), g, chatRequest({ stream: true }));
   }
 

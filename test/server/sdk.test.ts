@@ -35,7 +35,7 @@ before(async () => {
   proxy = await startProxy([
     group('main', [endpoint(down.baseurl, { name: 'chutes-down' }), endpoint(good.baseurl, { name: 'good' })]),
     group('tools', [endpoint(down.baseurl, { name: 'chutes-down', model: 'm2' }), endpoint(tools.baseurl, { name: 'tools' })]),
-    group('cut', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(good.baseurl, { name: 'good' })]),
+    group('cut', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(good.baseurl, { name: 'good' })], { resume: false }),
   ]);
   client = new OpenAI({ baseURL: proxy.baseURL, apiKey: 'unused', maxRetries: 0 });
 });
@@ -125,5 +125,41 @@ describe('openai SDK through FailProxy', () => {
       (err: unknown) => err instanceof OpenAI.InternalServerError && err.status === 502 && /only\] server 503/.test(err.message),
     );
     assert.equal(down.requests.length - before, 1, 'x-should-retry: false stops SDK retries');
+  });
+});
+
+describe('mid-stream resume through the SDK', () => {
+  const WORDS = Array.from({ length: 60 }, (_, i) => `w${i} `);
+  const FULL = WORDS.join('');
+
+  it('a stream cut after 40 of 60 words reaches the SDK complete, once, as one valid stream', async () => {
+    const cutter = await startFakeUpstream(sse(WORDS.slice(0, 40).map((w) => chunk({ content: w })), { end: 'reset' }));
+    const continuer = await startFakeUpstream((_n, req) => {
+      const messages = req.body.messages as Array<{ role: string; content: string }>;
+      const sent = messages.at(-1)?.role === 'assistant' ? messages.at(-1)!.content : '';
+      return sse(wordStream((FULL.slice(sent.length).match(/\S+ /g) ?? []) as string[]));
+    });
+    proxy.registry.set(group('resumable', [endpoint(cutter.baseurl, { name: 'cutter' }), endpoint(continuer.baseurl, { name: 'continuer' })]));
+    try {
+      const runner = client.chat.completions.stream({ model: 'resumable', messages: [{ role: 'user', content: 'count' }] });
+      const final = await runner.finalChatCompletion();
+      assert.equal(final.choices[0]?.message.content, FULL);
+      assert.equal(final.choices[0]?.finish_reason, 'stop');
+
+      const res = await fetch(`${proxy.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'resumable', stream: true, messages: [{ role: 'user', content: 'count' }] }),
+      });
+      const events = (await res.text()).split('\n\n').filter(Boolean);
+      assert.equal(events.filter((e) => e === 'data: [DONE]').length, 1);
+      assert.equal(events.at(-1), 'data: [DONE]');
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)) as { id: string; choices: Array<{ delta: { role?: string } }> });
+      assert.equal(new Set(chunks.map((c) => c.id)).size, 1);
+      assert.equal(chunks.filter((c) => c.choices[0]?.delta.role).length, 1);
+    } finally {
+      await cutter.close();
+      await continuer.close();
+    }
   });
 });

@@ -1,0 +1,209 @@
+/**
+ * What a streaming client has received so far, and how output from a later
+ * attempt is fitted onto it when a committed stream is resumed (SPEC §3.11):
+ * one `id`, one `role`, one `finish_reason`, usage summed, and never a word
+ * that contradicts what was already sent.
+ */
+import type { ChatCompletionChunk, Delta, Usage } from './types.js';
+
+/** The client-facing identity and the text already delivered. */
+export class ClientStream {
+  id: string | null = null;
+  created = 0;
+  model = '';
+  content = '';
+  reasoning = '';
+  toolCalls = false;
+  #roleSent = false;
+  #usage: Usage | null = null;
+
+  /** Give a chunk the stream's identity, drop a repeated `role`, and remember what it carries. */
+  stamp(chunk: ChatCompletionChunk): ChatCompletionChunk {
+    if (this.id === null) {
+      this.id = chunk.id;
+      this.created = chunk.created;
+      this.model = chunk.model;
+    } else {
+      chunk.id = this.id;
+      chunk.created = this.created;
+      chunk.model = this.model;
+    }
+    const delta = chunk.choices[0]?.delta;
+    if (delta) {
+      if (delta.role !== undefined) {
+        if (this.#roleSent) delete delta.role;
+        this.#roleSent = true;
+      }
+      if (typeof delta.content === 'string') this.content += delta.content;
+      if (typeof delta.reasoning_content === 'string') this.reasoning += delta.reasoning_content;
+      if (delta.tool_calls && delta.tool_calls.length > 0) this.toolCalls = true;
+    }
+    return chunk;
+  }
+
+  /** Add one attempt's usage to the total (a resumed answer is paid for twice). */
+  addUsage(usage: Usage | null): void {
+    if (!usage) return;
+    if (!this.#usage) {
+      this.#usage = { ...usage };
+      return;
+    }
+    this.#usage.prompt_tokens += usage.prompt_tokens ?? 0;
+    this.#usage.completion_tokens += usage.completion_tokens ?? 0;
+    this.#usage.total_tokens += usage.total_tokens ?? 0;
+  }
+
+  get usage(): Usage | null {
+    return this.#usage;
+  }
+
+  /** The `choices: []` chunk that carries usage, for clients that asked for it. */
+  usageChunk(): ChatCompletionChunk | null {
+    if (!this.#usage || this.id === null) return null;
+    return { id: this.id, object: 'chat.completion.chunk', created: this.created, model: this.model, choices: [], usage: this.#usage };
+  }
+}
+
+export type ResumeMode = 'prefill' | 'restart';
+
+/** What the filter made of one chunk of the new attempt. */
+export type FilterResult = { kind: 'emit'; chunk: ChatCompletionChunk | null } | { kind: 'diverged'; why: string };
+
+/** Prefill answers that start by repeating this much of the sent text are restarts, not continuations. */
+const RESTART_PROBE_CHARS = 16;
+
+/**
+ * Fits a resumed attempt's output onto what the client already has.
+ *
+ * - `prefill`: the endpoint saw the partial answer as an assistant message and
+ *   continues it; its output is appended. Some servers ignore the prefill and
+ *   start over — an answer that begins by repeating the sent text is then
+ *   handled as a restart.
+ * - `restart`: the endpoint answers from scratch; the part that repeats what
+ *   was sent is dropped, the rest is appended, and the first character that
+ *   differs ends the resume (a contradicting splice is never sent).
+ *
+ * Reasoning is compared only when the partial answer was reasoning alone;
+ * once content was sent, new reasoning is dropped.
+ */
+export class ResumeFilter {
+  #mode: ResumeMode;
+  readonly #sentContent: string;
+  readonly #sentReasoning: string;
+  #contentMatched = 0;
+  #reasoningMatched = 0;
+  /** Prefill output held back until it is clear it does not repeat the sent text. */
+  #probe = '';
+  #decided: boolean;
+
+  constructor(mode: ResumeMode, sent: { content: string; reasoning: string }) {
+    this.#mode = mode;
+    this.#sentContent = sent.content;
+    this.#sentReasoning = sent.reasoning;
+    this.#decided = mode === 'restart' || sent.content.length === 0;
+  }
+
+  get mode(): ResumeMode {
+    return this.#mode;
+  }
+
+  push(chunk: ChatCompletionChunk): FilterResult {
+    const delta = chunk.choices[0]?.delta;
+    if (!delta) return { kind: 'emit', chunk };
+    if (delta.role !== undefined) delete delta.role;
+    const reasoning = this.#filterReasoning(delta);
+    if (reasoning) return reasoning;
+    if (typeof delta.content === 'string' && delta.content !== '') {
+      const content = this.#mode === 'prefill' ? this.#prefillContent(delta) : this.#restartContent(delta, delta.content);
+      if (content) return content;
+    }
+    const finishing = (chunk.choices[0]?.finish_reason ?? null) !== null;
+    if (finishing) {
+      const short = this.#finish(delta);
+      if (short) return short;
+    }
+    return { kind: 'emit', chunk: isEmpty(delta) && !finishing ? null : chunk };
+  }
+
+  /** The new attempt finishes: release held text; an answer shorter than what was sent contradicts it. */
+  #finish(delta: Delta): FilterResult | null {
+    if (!this.#decided) {
+      // A continuation short enough to fit in the probe window.
+      this.#decided = true;
+      const held = this.#probe;
+      this.#probe = '';
+      if (held !== '') delta.content = held + (typeof delta.content === 'string' ? delta.content : '');
+      return null;
+    }
+    if (this.#mode !== 'restart') return null;
+    if (this.#contentMatched < this.#sentContent.length) {
+      return { kind: 'diverged', why: 'the new answer is shorter than what was already sent' };
+    }
+    if (this.#sentContent.length === 0 && this.#reasoningMatched < this.#sentReasoning.length) {
+      return { kind: 'diverged', why: 'the new reasoning is shorter than what was already sent' };
+    }
+    return null;
+  }
+
+  #filterReasoning(delta: Delta): FilterResult | null {
+    const text = delta.reasoning_content;
+    if (typeof text !== 'string' || text === '') return null;
+    if (this.#sentContent.length > 0 || this.#mode === 'prefill') {
+      delete delta.reasoning_content;
+      return null;
+    }
+    const { matched, rest, diverged } = matchPrefix(this.#sentReasoning, this.#reasoningMatched, text);
+    this.#reasoningMatched = matched;
+    if (diverged) return { kind: 'diverged', why: 'the new reasoning differs from what was already sent' };
+    if (rest === '') delete delta.reasoning_content;
+    else delta.reasoning_content = rest;
+    return null;
+  }
+
+  #prefillContent(delta: Delta): FilterResult | null {
+    const text = delta.content as string;
+    if (this.#decided) return null;
+    this.#probe += text;
+    const window = Math.min(RESTART_PROBE_CHARS, this.#sentContent.length);
+    const head = this.#sentContent.slice(0, window);
+    if (this.#probe.length < window && head.startsWith(this.#probe)) {
+      // Still ambiguous: hold it back.
+      delete delta.content;
+      return null;
+    }
+    this.#decided = true;
+    const held = this.#probe;
+    this.#probe = '';
+    if (held.startsWith(head)) {
+      this.#mode = 'restart';
+      return this.#restartContent(delta, held);
+    }
+    delta.content = held;
+    return null;
+  }
+
+  #restartContent(delta: Delta, text: string): FilterResult | null {
+    const { matched, rest, diverged } = matchPrefix(this.#sentContent, this.#contentMatched, text);
+    this.#contentMatched = matched;
+    if (diverged) return { kind: 'diverged', why: 'the new answer differs from what was already sent' };
+    if (rest === '') delete delta.content;
+    else delta.content = rest;
+    return null;
+  }
+}
+
+/** Compare `text` against `sent` from `matched` on; what lies beyond `sent` is new. */
+function matchPrefix(sent: string, matched: number, text: string): { matched: number; rest: string; diverged: boolean } {
+  if (matched >= sent.length) return { matched, rest: text, diverged: false };
+  const overlap = Math.min(text.length, sent.length - matched);
+  if (text.slice(0, overlap) !== sent.slice(matched, matched + overlap)) return { matched, rest: '', diverged: true };
+  return { matched: matched + overlap, rest: text.slice(overlap), diverged: false };
+}
+
+function isEmpty(delta: Delta): boolean {
+  for (const key in delta) {
+    const value = delta[key];
+    if (value !== undefined && value !== null && value !== '') return false;
+  }
+  return true;
+}

@@ -1,0 +1,254 @@
+/**
+ * One attempt against one endpoint, as an async generator: it yields `commit`
+ * at the first real token and then the normalized output, and returns how the
+ * attempt ended. Before the first token every problem is a silent failure;
+ * after it a streaming client has seen text, so a problem is an interruption.
+ * A non-streaming client is never committed before the whole answer is in.
+ */
+import { performance } from 'node:perf_hooks';
+import { jsonrepair } from 'jsonrepair';
+import type { Dispatcher } from 'undici';
+import { UpstreamAttempt } from './attempt.js';
+import { failureFromErrorPayload } from './classify.js';
+import { CompletionAggregator, explodeCompletion } from './openai/convert.js';
+import { StreamNormalizer, type NormalizeOptions } from './openai/normalize.js';
+import { buildUpstreamBody, judgeCompletionBody } from './request.js';
+import { SseDecoder, type SseEvent } from './sse.js';
+import type { ChatCompletionChunk, ChatRequest, Endpoint, EngineEvent, Failure, FinishReason, JsonObject, Usage } from './types.js';
+
+export type AttemptOutcome =
+  | { kind: 'failed'; failure: Failure }
+  | { kind: 'interrupted'; failure: Failure }
+  | { kind: 'cancelled' }
+  | {
+      kind: 'done';
+      ttftMs: number;
+      usage: Usage | null;
+      finishReason: FinishReason;
+      /** Read what the upstream still sends after `[DONE]` so its connection can be reused. */
+      drain?: () => Promise<void>;
+    };
+
+export interface AttemptPlan {
+  endpoint: Endpoint;
+  n: number;
+  /** What to send (the client's request, or a resume of it). */
+  body: ChatRequest;
+  clientStream: boolean;
+  normalize: NormalizeOptions;
+  /** performance.now() when the attempt started. */
+  started: number;
+  timeoutMs: number;
+  signal: AbortSignal;
+  /** `failover_on_content_filter: false`: an empty answer stopped by the filter is the answer. */
+  acceptContentFilter: boolean;
+}
+
+export type AttemptRun = AsyncGenerator<EngineEvent, AttemptOutcome, undefined>;
+
+export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): AttemptRun {
+  const { endpoint, clientStream } = plan;
+  const upstreamStream = endpoint.stream ?? clientStream;
+  const attempt = new UpstreamAttempt(endpoint, plan.signal, plan.timeoutMs);
+  let handedOff = false;
+  try {
+    const opened = await attempt.open(dispatcher, buildUpstreamBody(plan.body, endpoint, upstreamStream));
+    if (opened.kind === 'failure' || opened.kind === 'cancelled') return opened.kind === 'failure' ? { kind: 'failed', failure: opened.failure } : opened;
+    if (opened.kind === 'body') {
+      // Some servers stream without the event-stream content type.
+      if (opened.text.trimStart().startsWith('data:')) {
+        const decoder = new SseDecoder();
+        const events = [...decoder.push(Buffer.from(opened.text)), ...decoder.end()];
+        return yield* consumeStream(plan, attempt, arrayIterator(events));
+      }
+      return yield* answerFromBody(plan, opened.text, opened.contentType);
+    }
+    const outcome = yield* consumeStream(plan, attempt, attempt.events());
+    if (outcome.kind === 'done' && outcome.drain) handedOff = true;
+    return outcome;
+  } finally {
+    if (!handedOff) attempt.close();
+  }
+}
+
+/** A complete upstream body: validate, then answer as a completion or as a replayed stream. */
+async function* answerFromBody(plan: AttemptPlan, text: string, contentType: string): AttemptRun {
+  const verdict = judgeCompletionBody(text, contentType, plan.normalize, plan.acceptContentFilter);
+  if ('failure' in verdict) return { kind: 'failed', failure: verdict.failure };
+  const { completion } = verdict;
+  const ttftMs = performance.now() - plan.started;
+  yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
+  if (plan.clientStream) {
+    // Usage reaches the client from the engine, summed over resumed attempts.
+    for (const chunk of explodeCompletion(completion, { includeUsage: false })) yield { type: 'chunk', chunk };
+  } else {
+    yield { type: 'completion', completion };
+  }
+  const choice = completion.choices[0];
+  return { kind: 'done', ttftMs, usage: completion.usage ?? null, finishReason: choice?.finish_reason ?? 'stop' };
+}
+
+async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, events: AsyncIterator<SseEvent>): AttemptRun {
+  // Streaming clients get usage from the engine; an aggregated completion carries it itself.
+  const normalizer = new StreamNormalizer({ ...plan.normalize, includeUsage: !plan.clientStream });
+  const aggregator = plan.clientStream ? null : new CompletionAggregator();
+  const held: ChatCompletionChunk[] = [];
+  let committed = false;
+  let ttftMs = 0;
+  let sawDone = false;
+  const broken = (failure: Failure): AttemptOutcome => {
+    if (!normalizer.hasToken) return { kind: 'failed', failure };
+    const interrupted: Failure =
+      failure.class === 'stream_interrupted'
+        ? failure
+        : { ...failure, class: 'stream_interrupted', message: `${failure.class}: ${failure.message}` };
+    return committed ? { kind: 'interrupted', failure: interrupted } : { kind: 'failed', failure: interrupted };
+  };
+
+  try {
+    for (;;) {
+      const next = await events.next();
+      if (next.done) break;
+      const event = next.value;
+      if (event.kind === 'comment') continue;
+      if (event.kind === 'bare') {
+        // Chutes writes `{"error": …}` without `data:` when a stream dies.
+        const failure = bareLineFailure(event.line);
+        if (failure) return broken(failure);
+        continue;
+      }
+      if (event.data === '[DONE]') {
+        sawDone = true;
+        break;
+      }
+      const raw = parseChunk(event.data);
+      if (raw === null) {
+        return broken({ class: 'invalid_response', message: `malformed stream chunk: ${event.data.slice(0, 120)}` });
+      }
+      const inBand = failureFromErrorPayload(raw) ?? finishedWithError(raw);
+      if (inBand) return broken(inBand);
+      if (normalizer.hasToken) attempt.touch();
+      let out = normalizer.push(raw);
+      if (!normalizer.hasToken) {
+        // E.g. encrypted reasoning_details: real output, but not yet a token to commit on.
+        if (out.length > 0) held.push(...out);
+        continue;
+      }
+      if (held.length > 0) out = held.splice(0).concat(out);
+      if (ttftMs === 0) {
+        ttftMs = performance.now() - plan.started;
+        attempt.commit();
+      }
+      if (aggregator) {
+        for (const chunk of out) aggregator.add(chunk);
+        continue;
+      }
+      if (!committed) {
+        committed = true;
+        yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(ttftMs) };
+      }
+      for (const chunk of out) yield { type: 'chunk', chunk };
+    }
+  } catch (err) {
+    const mapped = attempt.failureFrom(err);
+    if (mapped.kind === 'cancelled') return mapped;
+    return broken(mapped.failure);
+  }
+
+  const tail = normalizer.end();
+  const finishReason = normalizer.finishReason;
+  if (!normalizer.hasToken) {
+    if (finishReason === 'content_filter' && !plan.acceptContentFilter) {
+      return { kind: 'failed', failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } };
+    }
+    if (!(finishReason === 'content_filter' && plan.acceptContentFilter)) {
+      return { kind: 'failed', failure: { class: 'invalid_response', message: 'stream ended before any token' } };
+    }
+  }
+  if (finishReason === null) {
+    return broken({
+      class: 'stream_interrupted',
+      message: sawDone ? 'stream ended with [DONE] but no finish_reason' : 'stream ended without finish_reason',
+    });
+  }
+  if (held.length > 0) tail.unshift(...held.splice(0));
+  if (aggregator) {
+    for (const chunk of tail) aggregator.add(chunk);
+    const completion = aggregator.result();
+    yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
+    yield { type: 'completion', completion };
+  } else {
+    if (!committed) {
+      // Only an accepted content-filter stop gets here without a token.
+      yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(performance.now() - plan.started) };
+    }
+    for (const chunk of tail) yield { type: 'chunk', chunk };
+  }
+  const outcome: AttemptOutcome = { kind: 'done', ttftMs, usage: normalizer.usage, finishReason };
+  if (sawDone) {
+    outcome.drain = async () => {
+      attempt.drainAfterDone();
+      try {
+        while (!(await events.next()).done) {
+          // Discard: the answer is complete.
+        }
+      } catch {
+        // The upstream lingered or reset after [DONE]: the answer was complete anyway.
+      } finally {
+        attempt.close();
+      }
+    };
+  }
+  return outcome;
+}
+
+/**
+ * A chunk's JSON; a chunk that is complete but malformed (a stray quote, a
+ * trailing comma) is repaired in place. A cut-off chunk is not "completed":
+ * that would invent text.
+ */
+function parseChunk(data: string): JsonObject | null {
+  try {
+    const value = JSON.parse(data) as unknown;
+    return isObject(value) ? value : null;
+  } catch {
+    const trimmed = data.trimEnd();
+    if (!trimmed.startsWith('{') || !trimmed.endsWith('}')) return null;
+    try {
+      const value = JSON.parse(jsonrepair(trimmed)) as unknown;
+      return isObject(value) && Array.isArray(value.choices) ? value : null;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** OpenRouter ends a failed stream with `finish_reason: "error"` (sometimes without an `error` object). */
+function finishedWithError(raw: JsonObject): Failure | null {
+  const choices = raw.choices;
+  if (!Array.isArray(choices)) return null;
+  const first = choices[0] as { finish_reason?: unknown } | undefined;
+  return first?.finish_reason === 'error'
+    ? { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' }
+    : null;
+}
+
+function bareLineFailure(line: string): Failure | null {
+  try {
+    const parsed = JSON.parse(line) as unknown;
+    return isObject(parsed) ? failureFromErrorPayload(parsed) : null;
+  } catch {
+    return null;
+  }
+}
+
+function arrayIterator<T>(items: readonly T[]): AsyncIterator<T> {
+  let i = 0;
+  return {
+    next: () => Promise.resolve(i < items.length ? { done: false, value: items[i++]! } : { done: true, value: undefined }),
+  };
+}
