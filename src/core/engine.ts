@@ -221,7 +221,8 @@ class RequestRun {
         continue;
       }
 
-      const race = await this.#race(running, hedgeAt);
+      // A hedge that is already due (a half-open probe) starts without waiting on anything.
+      const race: Race = hedgeAt <= performance.now() ? { kind: 'hedge' } : await this.#race(running, hedgeAt);
       if (race.kind === 'abort') continue;
       if (race.kind === 'hedge') {
         const index = this.#queue.findIndex((c) => c.notBefore <= performance.now());
