@@ -263,7 +263,15 @@ export class HealthTracker {
     const id = endpointHealthId(endpoint);
     let entry = this.#entries.get(id);
     if (!entry) {
-      entry = { consecutive: 0, openUntil: 0, openMs: 0, reason: null, message: null, probing: false, reservedUntil: 0 };
+      entry = {
+        consecutive: 0,
+        openUntil: 0,
+        openMs: 0,
+        reason: null,
+        message: null,
+        probing: false,
+        reservedUntil: 0,
+      };
       this.#entries.set(id, entry);
     }
     const wasProbe = entry.probing;

@@ -2,7 +2,7 @@
  * `GET /status` (SPEC §4): per group and endpoint, the cooldown state from the
  * engine's health tracker plus what recent attempts looked like.
  */
-import type { HealthTracker } from '../core/health.js';
+import type { HealthStoreStatus, HealthTracker } from '../core/health.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { redactSecrets } from '../core/redact.js';
 import type { EngineEvent, FailureClass, Group } from '../core/types.js';
@@ -55,6 +55,8 @@ export interface EndpointStatus {
 export interface StatusBody {
   groups: Array<{ name: string; endpoints: EndpointStatus[]; skipped: Array<{ name: string; reason: string }> }>;
   uptime_s: number;
+  /** Whether cooldown state is shared with other instances (`serve --redis`) and how many are live. */
+  health_store: HealthStoreStatus;
 }
 
 /**
@@ -191,5 +193,6 @@ export function buildStatus(
       skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
     })),
     uptime_s: Math.round((now - startedAt) / 1000),
+    health_store: health.storeStatus(),
   };
 }

@@ -3,11 +3,13 @@
  * Validates everything before binding the port, prints where it listens and
  * what it serves, reloads profiles on change, and shuts down gracefully.
  */
+import type { Server } from 'node:http';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { ConfigError } from '../../core/errors.js';
+import { HealthTracker } from '../../core/health.js';
 import type { EngineObserver } from '../../core/observe.js';
-import { registerSecrets } from '../../core/redact.js';
+import { redactSecrets, registerSecrets } from '../../core/redact.js';
 import type { Group } from '../../core/types.js';
 import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/profiles.js';
 import { LogObserver } from '../../logging/observer.js';
@@ -25,6 +27,8 @@ interface RawServeOptions {
   corsOrigin: string;
   maxBody: string;
   demo?: boolean;
+  redis?: string;
+  redisPrefix: string;
   profiles?: string;
   logDir?: string;
 }
@@ -36,6 +40,9 @@ interface ServeOptions {
   corsOrigin: string;
   maxBody: number;
   demo: boolean;
+  /** Share endpoint health through this Redis; undefined = in-memory, private to this process. */
+  redis: URL | undefined;
+  redisPrefix: string;
   profiles: string | undefined;
   logDir: string | undefined;
 }
@@ -51,7 +58,9 @@ export function serveCommand(): Command {
       .option('--api-key <key>', 'require this client key (repeatable; also $FAILPROXY_API_KEYS)', collect, [])
       .option('--cors-origin <origin>', 'Access-Control-Allow-Origin value', '*')
       .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
-      .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose'),
+      .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
+      .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
+      .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:'),
   ).action(async (raw: RawServeOptions) => serve(resolveOptions(raw)));
 }
 
@@ -69,6 +78,8 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
     corsOrigin: raw.corsOrigin,
     maxBody: parseIntOption('--max-body', raw.maxBody, 1) ?? 10 * 1024 * 1024,
     demo: raw.demo === true,
+    redis: parseRedisUrl(raw.redis ?? process.env.FAILPROXY_REDIS_URL),
+    redisPrefix: raw.redisPrefix,
     profiles: raw.profiles,
     logDir: raw.logDir,
   };
@@ -91,7 +102,8 @@ async function serve(options: ServeOptions): Promise<void> {
     if (!loggerFailed) err(`warning: cannot write logs: ${e.message}`);
     loggerFailed = true;
   });
-  const engine = new FailoverEngine();
+  const health = options.redis ? await sharedHealth(options.redis, options.redisPrefix, logger, err) : new HealthTracker();
+  const engine = new FailoverEngine({ health });
   const observability = createObservability(engine.health, () => registry.all());
   const stderrColors = colorsFor('stderr');
   const observers: EngineObserver[] = [
@@ -133,7 +145,52 @@ async function serve(options: ServeOptions): Promise<void> {
   watcher.close();
   await proxy.shutdown(30_000);
   logger.log('info', { event: 'server', action: 'stop', url, message: signal });
+  await health.close();
   await Promise.all([engine.close(), logger.close(), demo?.close()]);
+}
+
+function parseRedisUrl(value: string | undefined): URL | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    // Not echoed: it may carry a password.
+    throw new ConfigError('--redis expects a URL like redis://[user:password@]host:6379[/db]');
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`--redis expects a redis:// or rediss:// URL, got "${url.protocol}"`);
+  }
+  if (url.password) registerSecrets([decodeURIComponent(url.password)]);
+  return url;
+}
+
+/**
+ * A tracker whose state every instance on the same Redis shares. Redis being
+ * away never stops the proxy: the store falls back to the local view, and this
+ * says so once when it goes and once when it is back.
+ */
+async function sharedHealth(url: URL, prefix: string, logger: JsonlLogger, err: (line: string) => void): Promise<HealthTracker> {
+  const { RedisHealthStore } = await import('../../server/health-redis.js');
+  const where = `${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`;
+  const store = new RedisHealthStore({
+    url: url.href,
+    prefix,
+    onConnectionChange: (event, detail) => {
+      if (event === 'unavailable') {
+        const message = `redis unavailable at ${where} (${redactSecrets(detail)}): endpoint health stays local until it is back`;
+        err(`warning: ${message}`);
+        logger.log('warn', { event: 'server', action: 'redis_unavailable', message });
+      } else {
+        const message = `redis back at ${where}: endpoint health is shared again`;
+        err(message);
+        logger.log('info', { event: 'server', action: 'redis_back', message });
+      }
+    },
+  });
+  const health = new HealthTracker(Date.now, store);
+  if (await store.start(1000)) err(`endpoint health shared through ${where} (prefix "${prefix}")`);
+  return health;
 }
 
 function applyUpdate(update: ProfileUpdate, registry: GroupRegistry, logger: JsonlLogger, err: (line: string) => void): void {
@@ -177,7 +234,7 @@ function printBanner(url: string, groups: Group[]): void {
   process.stdout.write(`${out.join('\n')}\n\n`);
 }
 
-function listen(server: import('node:http').Server, port: number, host: string): Promise<void> {
+function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException): void => {
       reject(new ConfigError(e.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use` : `cannot listen on ${host}:${port}: ${e.message}`));
