@@ -1,0 +1,110 @@
+// What the benchmark measures. Each scenario names the FailProxy group, the
+// upstream behaviour the bare pass-through is pointed at (the one that
+// answers: the bare proxy cannot fail over or convert, so for those scenarios
+// it does the plain pass-through of the same client request), whether the
+// client asks for a stream, and the concurrency. Every scenario measures the
+// bare proxy right next to FailProxy. Targets are ratios to it.
+
+export const SCENARIOS = [
+  { key: 'ns-c1', title: 'non-stream c1', group: 'ns', upstream: 'json', stream: false, concurrency: 1 },
+  {
+    key: 'ns-c16',
+    title: 'non-stream c16',
+    group: 'ns',
+    upstream: 'json',
+    stream: false,
+    concurrency: 16,
+    targets: [
+      { metric: 'rpsRatio', op: '>=', value: 0.6, label: 'throughput ≥ 0.60× bare' },
+      { metric: 'cpuRatio', op: '<=', value: 1.7, label: 'CPU/request ≤ 1.70× bare' },
+    ],
+  },
+  { key: 'ns-c64', title: 'non-stream c64', group: 'ns', upstream: 'json', stream: false, concurrency: 64 },
+  {
+    key: 's20-c1',
+    title: 'stream 20 chunks c1',
+    group: 's20',
+    upstream: 'sse20',
+    stream: true,
+    concurrency: 1,
+    targets: [{ metric: 'ttfbAddedMs', op: '<=', value: 1, label: 'added TTFB ≤ 1 ms' }],
+  },
+  {
+    key: 's20-c16',
+    title: 'stream 20 chunks c16',
+    group: 's20',
+    upstream: 'sse20',
+    stream: true,
+    concurrency: 16,
+    targets: [{ metric: 'rpsRatio', op: '>=', value: 0.6, label: 'throughput ≥ 0.60× bare' }],
+  },
+  {
+    key: 's20slow-c16',
+    title: 'stream 20×10 ms c16',
+    group: 's20slow',
+    upstream: 'sse20slow',
+    stream: true,
+    concurrency: 16,
+  },
+  {
+    key: 'failover-c16',
+    title: 'failover past 500 c16',
+    group: 'failover',
+    upstream: 'json',
+    stream: false,
+    concurrency: 16,
+    check: { attempts: '2' },
+    targets: [{ metric: 'rpsRatio', op: '>=', value: 0.45, label: 'throughput ≥ 0.45× bare' }],
+  },
+  {
+    key: 'cooled-c16',
+    title: 'cooled-down 500 c16',
+    group: 'cooled',
+    upstream: 'json',
+    stream: false,
+    concurrency: 16,
+    check: { attempts: '1' },
+    targets: [{ metric: 'rpsRatio', op: '>=', value: 0.55, label: 'throughput ≥ 0.55× bare' }],
+  },
+  {
+    key: 'refused-c16',
+    title: 'failover past refused c16',
+    group: 'refused',
+    upstream: 'json',
+    stream: false,
+    concurrency: 16,
+    check: { attempts: '2' },
+  },
+  {
+    key: 'j2s-c16',
+    title: 'JSON up → stream client c16',
+    group: 'j2s',
+    upstream: 'json',
+    stream: true,
+    concurrency: 16,
+  },
+  {
+    key: 's2j-c16',
+    title: 'stream up → JSON client c16',
+    group: 's2j',
+    upstream: 'sse20',
+    stream: false,
+    concurrency: 16,
+  },
+  {
+    key: 'hold512',
+    title: '512 slow streams 100×50 ms',
+    group: 's100slow',
+    upstream: 'sse100slow',
+    stream: true,
+    hold: 512,
+    targets: [
+      { metric: 'kbPerStream', op: '<=', value: 60, label: '≤ 60 KB/stream above idle' },
+      { metric: 'idleRssMb', op: '<=', value: 100, label: 'idle RSS ≤ 100 MB' },
+    ],
+  },
+];
+
+export function requestBody(scenario) {
+  return { model: scenario.group, messages: [{ role: 'user', content: 'hi' }], stream: scenario.stream };
+}
