@@ -50,11 +50,12 @@ function targetFor(endpoint: Endpoint): Target {
 
 const MAX_ERROR_BODY = 64 * 1024;
 
+/** The connection went away before the response head (a stale kept-alive socket, most often). */
+const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
+
 export class UpstreamAttempt {
   readonly endpoint: Endpoint;
-  readonly #controller = new AbortController();
-  readonly #clientSignal: AbortSignal | undefined;
-  readonly #onClientAbort = (): void => this.#controller.abort();
+  readonly #controller: AbortController;
   #timer: NodeJS.Timeout | undefined;
   #timeoutPhase: string | null = null;
   #phase = 'no response';
@@ -63,36 +64,28 @@ export class UpstreamAttempt {
   readonly #timeoutMs: number;
 
   /**
-   * `signal` ends the attempt from outside (client gone, deadline, a hedge
-   * that lost); `timeoutMs` defaults to the endpoint's and is shorter when a
-   * request deadline leaves less.
+   * The caller's `controller` ends the attempt from outside (client gone,
+   * deadline, a hedge that lost) and is the one the watchdog aborts too, so
+   * an attempt costs one AbortController. `timeoutMs` defaults to the
+   * endpoint's and is shorter when a request deadline leaves less.
    */
-  constructor(endpoint: Endpoint, signal?: AbortSignal, timeoutMs: number = endpoint.timeoutMs) {
+  constructor(endpoint: Endpoint, controller: AbortController = new AbortController(), timeoutMs: number = endpoint.timeoutMs) {
     this.endpoint = endpoint;
-    this.#clientSignal = signal;
+    this.#controller = controller;
     this.#timeoutMs = timeoutMs;
   }
 
   /** True when the caller (not the upstream, not the watchdog) ended the attempt. */
   get cancelled(): boolean {
-    return this.#clientSignal?.aborted === true;
+    return this.#controller.signal.aborted && this.#timeoutPhase === null;
   }
 
   /** Send the request and read the response head (and the whole body unless it streams). */
   async open(dispatcher: Dispatcher, body: string): Promise<OpenResult> {
-    if (this.#clientSignal?.aborted) return { kind: 'cancelled' };
-    this.#clientSignal?.addEventListener('abort', this.#onClientAbort, { once: true });
+    if (this.#controller.signal.aborted) return { kind: 'cancelled' };
     this.#timer = setTimeout(() => this.#expire(), this.#timeoutMs);
-    const target = targetFor(this.endpoint);
     try {
-      const response = await dispatcher.request({
-        origin: target.origin,
-        path: target.path,
-        method: 'POST',
-        headers: target.headers,
-        body,
-        signal: this.#controller.signal,
-      });
+      const response = await this.#send(dispatcher, body);
       this.#body = response.body;
       const contentType = headerValue(response.headers['content-type']) ?? '';
       if (response.statusCode < 200 || response.statusCode >= 300) {
@@ -114,6 +107,32 @@ export class UpstreamAttempt {
     }
   }
 
+  /**
+   * Send the request; once more at once when the connection closed before any
+   * answer. undici can hand out a kept-alive socket the upstream has just
+   * closed: the upstream's idle timer starts when it wrote its last byte, ours
+   * when we read it — much later behind a slow client. Go's net/http resends
+   * on a closed idle connection for the same reason.
+   */
+  async #send(dispatcher: Dispatcher, body: string): Promise<Dispatcher.ResponseData> {
+    const target = targetFor(this.endpoint);
+    const options: Dispatcher.RequestOptions = {
+      origin: target.origin,
+      path: target.path,
+      method: 'POST',
+      headers: target.headers,
+      body,
+      signal: this.#controller.signal,
+    };
+    try {
+      return await dispatcher.request(options);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (this.#controller.signal.aborted || typeof code !== 'string' || !CLOSED_CONNECTION.has(code)) throw err;
+      return await dispatcher.request(options);
+    }
+  }
+
   /** Decode the event stream. Throws what the transport throws; map it with `failureFrom`. */
   async *events(): AsyncGenerator<SseEvent> {
     const body = this.#body;
@@ -132,9 +151,20 @@ export class UpstreamAttempt {
     this.#timer?.refresh();
   }
 
-  /** A chunk arrived after commit. */
+  /** After commit: the wait for the next chunk starts now. */
   touch(): void {
-    this.#timer?.refresh();
+    if (this.#timer === undefined) this.#timer = setTimeout(() => this.#expire(), this.#timeoutMs);
+    else this.#timer.refresh();
+  }
+
+  /**
+   * The consumer has the chunks (a slow client can keep them a while): the
+   * watchdog stops until the next `touch()`, because meanwhile the upstream
+   * is paused by us, not silent.
+   */
+  hold(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /**
@@ -149,22 +179,21 @@ export class UpstreamAttempt {
 
   /** Map a thrown transport error (or our own abort) to a failure. */
   failureFrom(err: unknown): { kind: 'failure'; failure: Failure } | { kind: 'cancelled' } {
-    if (this.cancelled) return { kind: 'cancelled' };
     if (this.#timeoutPhase !== null) {
       const seconds = this.#timeoutMs / 1000;
       return { kind: 'failure', failure: { class: 'timeout', message: `${this.#timeoutPhase} within ${seconds} s` } };
     }
+    if (this.#controller.signal.aborted) return { kind: 'cancelled' };
     return { kind: 'failure', failure: classifyTransportError(err) };
   }
 
   /**
-   * End the attempt: stop the watchdog, detach from the caller's signal, and
+   * End the attempt: stop the watchdog and
    * release the connection. A body that is not fully read is aborted so a
    * hung upstream cannot hold a socket.
    */
   close(): void {
     clearTimeout(this.#timer);
-    this.#clientSignal?.removeEventListener('abort', this.#onClientAbort);
     const body = this.#body;
     if (body && !body.readableEnded && !body.destroyed) {
       body.on('error', () => {});

@@ -6,6 +6,13 @@
  */
 import type { ChatCompletionChunk, Delta, Usage } from './types.js';
 
+/**
+ * Past this much text (~64k tokens, more than models write in one answer) no
+ * resume can work: no endpoint takes it as a prefill or repeats it exactly.
+ * Keeping it would only make every long stream hold its answer in memory.
+ */
+const MAX_RESUMABLE_CHARS = 256 * 1024;
+
 /** The client-facing identity and the text already delivered. */
 export class ClientStream {
   id: string | null = null;
@@ -14,8 +21,14 @@ export class ClientStream {
   content = '';
   reasoning = '';
   toolCalls = false;
+  /** The delivered text is kept (for a resume); false when resume is off or the answer outgrew it. */
+  resumable: boolean;
   #roleSent = false;
   #usage: Usage | null = null;
+
+  constructor(resumable = true) {
+    this.resumable = resumable;
+  }
 
   /** Give a chunk the stream's identity, drop a repeated `role`, and remember what it carries. */
   stamp(chunk: ChatCompletionChunk): ChatCompletionChunk {
@@ -34,11 +47,20 @@ export class ClientStream {
         if (this.#roleSent) delete delta.role;
         this.#roleSent = true;
       }
-      if (typeof delta.content === 'string') this.content += delta.content;
-      if (typeof delta.reasoning_content === 'string') this.reasoning += delta.reasoning_content;
+      if (this.resumable) this.#keep(delta);
       if (delta.tool_calls && delta.tool_calls.length > 0) this.toolCalls = true;
     }
     return chunk;
+  }
+
+  #keep(delta: Delta): void {
+    if (typeof delta.content === 'string') this.content += delta.content;
+    if (typeof delta.reasoning_content === 'string') this.reasoning += delta.reasoning_content;
+    if (this.content.length + this.reasoning.length > MAX_RESUMABLE_CHARS) {
+      this.resumable = false;
+      this.content = '';
+      this.reasoning = '';
+    }
   }
 
   /** Add one attempt's usage to the total (a resumed answer is paid for twice). */

@@ -119,8 +119,8 @@ class RequestRun {
   readonly #records: AttemptRecord[] = [];
   readonly #failed: FailedAttempt[] = [];
   readonly #queue: Candidate[];
-  /** Aborted when the client goes away or the deadline passes; aborts every live attempt. */
-  readonly #abort = new AbortController();
+  /** Set when the client goes away or the deadline passes; aborts every live attempt. */
+  readonly #abort = new Cancellation();
   readonly #live = new Set<Running>();
   readonly #tried = new Set<Endpoint>();
   #deadlineHit = false;
@@ -144,7 +144,7 @@ class RequestRun {
     const signal = this.#request.signal;
     if (signal?.aborted) this.#abort.abort();
     signal?.addEventListener('abort', onClientAbort, { once: true });
-    this.#abort.signal.addEventListener('abort', () => {
+    this.#abort.onAbort(() => {
       for (const running of this.#live) running.controller.abort();
     });
     if (this.#options.deadlineMs !== null) {
@@ -168,7 +168,7 @@ class RequestRun {
     if (!winner) return;
     const { running, commit } = winner;
     yield commit;
-    const client = new ClientStream();
+    const client = new ClientStream(this.#clientStream && this.#options.resume);
     const outcome = yield* this.#pipe(running, client, null);
     const endpoint = running.candidate.endpoint;
     switch (outcome.kind) {
@@ -201,7 +201,7 @@ class RequestRun {
     const running: Running[] = [];
     let hedgeAt = Infinity;
     for (;;) {
-      if (this.#abort.signal.aborted) {
+      if (this.#abort.aborted) {
         yield* this.#abandon(running, this.#deadlineHit ? 'deadline reached' : 'request cancelled');
         yield* this.#endAborted(null, false);
         return null;
@@ -210,7 +210,7 @@ class RequestRun {
         const candidate = this.#queue.shift();
         if (!candidate) break;
         const wait = candidate.notBefore - performance.now();
-        if (wait > 0 && !(await sleep(wait, this.#abort.signal))) {
+        if (wait > 0 && !(await sleep(wait, this.#abort))) {
           this.#queue.unshift(candidate);
           continue;
         }
@@ -278,13 +278,13 @@ class RequestRun {
       normalize: this.#normalizeOptions(endpoint),
       started,
       timeoutMs: Math.max(1, Math.min(endpoint.timeoutMs, remaining)),
-      signal: controller.signal,
+      controller,
       acceptContentFilter: !this.#options.failoverOnContentFilter,
     });
     const running = { candidate, n: this.#n, run, controller, started, probe } as Running;
     running.first = run.next().then((step) => ({ running, step }));
     this.#live.add(running);
-    if (this.#abort.signal.aborted) controller.abort();
+    if (this.#abort.aborted) controller.abort();
     return {
       running,
       event: { type: 'attempt_start', n: this.#n, endpoint: endpoint.name, model: endpoint.model, cooling: candidate.cooling },
@@ -315,30 +315,28 @@ class RequestRun {
       return { kind: 'step', running: r, step };
     }
     let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
+    let off: (() => void) | undefined;
     const contenders: Array<Promise<Race>> = running.map((r) => r.first.then(({ step }) => ({ kind: 'step' as const, running: r, step })));
     if (hedgeAt !== Infinity) {
       contenders.push(new Promise((resolve) => (timer = setTimeout(() => resolve({ kind: 'hedge' }), Math.max(0, hedgeAt - performance.now())))));
     }
     contenders.push(
       new Promise((resolve) => {
-        onAbort = () => resolve({ kind: 'abort' });
-        if (this.#abort.signal.aborted) onAbort();
-        else this.#abort.signal.addEventListener('abort', onAbort, { once: true });
+        off = this.#abort.onAbort(() => resolve({ kind: 'abort' }));
       }),
     );
     try {
       return await Promise.race(contenders);
     } finally {
       clearTimeout(timer);
-      if (onAbort) this.#abort.signal.removeEventListener('abort', onAbort);
+      off?.();
     }
   }
 
   /** Stop attempts that are no longer needed and say so. */
   async *#abandon(running: Running[], reason: string): AsyncGenerator<EngineEvent, void, undefined> {
     for (const r of running.splice(0)) {
-      if (r.probe && !this.#abort.signal.aborted) {
+      if (r.probe && !this.#abort.aborted) {
         // A half-open probe that lost the race still tells us whether the endpoint is back.
         this.#finishProbeInBackground(r);
         const ms = Math.round(performance.now() - r.started);
@@ -427,7 +425,7 @@ class RequestRun {
 
   #canResume(client: ClientStream): boolean {
     // An interrupted tool call is never resumed: its arguments cannot be spliced.
-    return this.#clientStream && this.#options.resume && !client.toolCalls && !this.#abort.signal.aborted;
+    return client.resumable && !client.toolCalls && !this.#abort.aborted;
   }
 
   /**
@@ -452,12 +450,12 @@ class RequestRun {
     for (const candidate of candidates) {
       let mode: ResumeMode = client.content === '' || candidate.endpoint.prefill === false ? 'restart' : 'prefill';
       for (;;) {
-        if (this.#abort.signal.aborted) {
+        if (this.#abort.aborted) {
           yield* this.#endAborted(lastEndpoint, true);
           return null;
         }
         const wait = candidate.notBefore - performance.now();
-        if (wait > 0 && !(await sleep(wait, this.#abort.signal))) continue;
+        if (wait > 0 && !(await sleep(wait, this.#abort))) continue;
         const body = mode === 'prefill' ? withPrefill(this.#request.body, client.content) : this.#request.body;
         const { running, event } = this.#start(candidate, body);
         yield event;
@@ -561,18 +559,42 @@ function withPrefill(body: ChatRequest, content: string): ChatRequest {
   };
 }
 
-/** Resolves true after `ms`, false as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+/**
+ * A request's own abort flag with listeners: what an AbortController does,
+ * without an EventTarget per request on the hot path.
+ */
+class Cancellation {
+  aborted = false;
+  readonly #listeners = new Set<() => void>();
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    for (const listener of [...this.#listeners]) listener();
+    this.#listeners.clear();
+  }
+
+  /** Call `listener` on abort (at once if already aborted); returns the way to unsubscribe. */
+  onAbort(listener: () => void): () => void {
+    if (this.aborted) {
+      listener();
+      return () => {};
+    }
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}
+
+/** Resolves true after `ms`, false as soon as `cancellation` aborts. */
+function sleep(ms: number, cancellation: Cancellation): Promise<boolean> {
   return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      off();
       resolve(true);
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const off = cancellation.onAbort(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
   });
 }

@@ -56,6 +56,7 @@ export const RETRY_BUDGET = { maxTries: 4, windowMs: 3000 } as const;
  * `RETRY_BUDGET`. Only failures are counted: a healthy endpoint costs nothing.
  */
 export class RetryBudget {
+  /** Per endpoint, the times of its last `maxTries` failures (older ones cannot matter). */
   readonly #tries = new Map<string, number[]>();
   readonly #now: () => number;
 
@@ -65,22 +66,20 @@ export class RetryBudget {
 
   /** Count a failed try of `key` (first tries and retries alike). */
   record(key: string): void {
-    const now = this.#now();
-    const recent = this.#recent(key, now);
-    recent.push(now);
-    this.#tries.set(key, recent);
+    let recent = this.#tries.get(key);
+    if (!recent) {
+      recent = [];
+      this.#tries.set(key, recent);
+    }
+    recent.push(this.#now());
+    if (recent.length > RETRY_BUDGET.maxTries) recent.shift();
   }
 
   /** Whether one more retry of `key` fits in the window. */
   allows(key: string): boolean {
-    return this.#recent(key, this.#now()).length < RETRY_BUDGET.maxTries;
-  }
-
-  #recent(key: string, now: number): number[] {
-    const all = this.#tries.get(key);
-    if (!all) return [];
-    const recent = all.filter((t) => now - t < RETRY_BUDGET.windowMs);
-    if (recent.length === 0) this.#tries.delete(key);
-    return recent;
+    const recent = this.#tries.get(key);
+    if (!recent || recent.length < RETRY_BUDGET.maxTries) return true;
+    // Full: the oldest of the last maxTries failures must have left the window.
+    return this.#now() - recent[0]! >= RETRY_BUDGET.windowMs;
   }
 }

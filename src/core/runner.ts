@@ -39,7 +39,8 @@ export interface AttemptPlan {
   /** performance.now() when the attempt started. */
   started: number;
   timeoutMs: number;
-  signal: AbortSignal;
+  /** Aborting it ends the attempt (client gone, deadline, a hedge that lost). */
+  controller: AbortController;
   /** `failover_on_content_filter: false`: an empty answer stopped by the filter is the answer. */
   acceptContentFilter: boolean;
 }
@@ -49,7 +50,7 @@ export type AttemptRun = AsyncGenerator<EngineEvent, AttemptOutcome, undefined>;
 export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): AttemptRun {
   const { endpoint, clientStream } = plan;
   const upstreamStream = endpoint.stream ?? clientStream;
-  const attempt = new UpstreamAttempt(endpoint, plan.signal, plan.timeoutMs);
+  const attempt = new UpstreamAttempt(endpoint, plan.controller, plan.timeoutMs);
   let handedOff = false;
   try {
     const opened = await attempt.open(dispatcher, buildUpstreamBody(plan.body, endpoint, upstreamStream));
@@ -107,6 +108,8 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
 
   try {
     for (;;) {
+      // The watchdog times the upstream's silence, not our consumer (see hold()).
+      if (normalizer.hasToken) attempt.touch();
       const next = await events.next();
       if (next.done) break;
       const event = next.value;
@@ -127,7 +130,6 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
       }
       const inBand = failureFromErrorPayload(raw) ?? finishedWithError(raw);
       if (inBand) return broken(inBand);
-      if (normalizer.hasToken) attempt.touch();
       let out = normalizer.push(raw);
       if (!normalizer.hasToken) {
         // E.g. encrypted reasoning_details: real output, but not yet a token to commit on.
@@ -143,6 +145,7 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
         for (const chunk of out) aggregator.add(chunk);
         continue;
       }
+      attempt.hold();
       if (!committed) {
         committed = true;
         yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(ttftMs) };

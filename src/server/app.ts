@@ -23,6 +23,12 @@ export interface ProxyServerOptions {
   /** Bytes; default 10 MiB. */
   maxBody?: number;
   observers?: EngineObserver[];
+  /** Longest wait for a request's headers (slow-loris); default 30 s. */
+  headersTimeoutMs?: number;
+  /** Longest wait for a whole request, body included (a trickling body); default 120 s. Answers are not bounded by it. */
+  requestTimeoutMs?: number;
+  /** Longest a client may leave a stream unread (the upstream waits meanwhile) before it is dropped; default 120 s. */
+  clientStallTimeoutMs?: number;
   /** Extra GET routes (`/status`, `/metrics`) that need the same auth. */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
@@ -36,6 +42,9 @@ export interface ProxyServer {
 }
 
 const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
+const DEFAULT_HEADERS_TIMEOUT = 30_000;
+const DEFAULT_REQUEST_TIMEOUT = 120_000;
+const DEFAULT_CLIENT_STALL_TIMEOUT = 120_000;
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream',
@@ -60,7 +69,13 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   let draining = false;
   const idle: Array<() => void> = [];
 
-  const server = createServer((req, res) => {
+  const headersTimeout = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT;
+  const requestTimeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT;
+  const clientStallTimeout = options.clientStallTimeoutMs ?? DEFAULT_CLIENT_STALL_TIMEOUT;
+  // Node checks both timeouts only every `connectionsCheckingInterval` (30 s
+  // by default), so a 30 s headers timeout could really be a minute.
+  const connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(Math.min(headersTimeout, requestTimeout) / 4)));
+  const server = createServer({ connectionsCheckingInterval }, (req, res) => {
     inFlight += 1;
     res.once('close', () => {
       inFlight -= 1;
@@ -74,9 +89,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       else res.destroy();
     });
   });
-  // Slow clients must not hold sockets forever.
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 120_000;
+  // Slow clients must not hold sockets forever: requestTimeout also cuts a
+  // body that trickles in, but never an answer being streamed back.
+  server.headersTimeout = headersTimeout;
+  server.requestTimeout = requestTimeout;
   server.keepAliveTimeout = 5_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -154,7 +170,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       if (res.destroyed) continue;
       if (stream) {
         const wrote = writeStreamEvent(res, headers, event, route);
-        if (wrote === false) await drained(res);
+        if (wrote === false) await drained(res, clientStallTimeout);
       } else {
         completionId = writeJsonEvent(res, headers, event, route, completionId);
       }
@@ -293,13 +309,20 @@ function authorized(req: IncomingMessage, keys: readonly Buffer[]): boolean {
   return keys.some((k) => timingSafeEqual(k, candidate));
 }
 
-function drained(res: ServerResponse): Promise<void> {
+/**
+ * Wait until the client takes more. One that reads nothing for `timeoutMs` is
+ * dropped: it would otherwise hold its socket and a paused upstream forever
+ * (the engine's watchdog does not count time the client keeps it waiting).
+ */
+function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
       resolve();
     };
+    const timer = setTimeout(() => res.destroy(), timeoutMs);
     res.on('drain', done);
     res.on('close', done);
   });

@@ -13,6 +13,9 @@ export type ParsedBody =
 
 export type Route = 'chat' | 'completions';
 
+/** Stateless for one-shot decodes, so one decoder serves every request. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** Parse, repair when needed, and validate a request body. Never throws. */
 export function parseClientBody(raw: Buffer, route: Route, declaredLength?: number): ParsedBody {
   if (declaredLength !== undefined && raw.length < declaredLength) {
@@ -20,11 +23,15 @@ export function parseClientBody(raw: Buffer, route: Route, declaredLength?: numb
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = UTF8.decode(raw);
   } catch {
     return fail('the body is not valid UTF-8');
   }
   if (text.trim() === '') return fail('the body is empty; expected a JSON object');
+  // JSON.parse takes any depth, but the upstream body is built with the
+  // recursive JSON.stringify (and jsonrepair recurses too): a deep enough
+  // body would blow the stack there and cost a 500 instead of a 400.
+  if (nestsDeeperThan(text, MAX_NESTING)) return fail(`the JSON nests deeper than ${MAX_NESTING} levels`);
 
   let value: unknown;
   let repaired = false;
@@ -41,6 +48,29 @@ export function parseClientBody(raw: Buffer, route: Route, declaredLength?: numb
     }
   }
   return validate(value, route, repaired);
+}
+
+/** Far deeper than any real request (tool schemas nest a few dozen levels). */
+const MAX_NESTING = 512;
+
+/** Bracket depth outside double-quoted strings; a cheap scan, no parse. */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      depth--;
+    }
+  }
+  return false;
 }
 
 /**
