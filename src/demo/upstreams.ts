@@ -25,7 +25,7 @@ export async function startDemoUpstreams(): Promise<DemoUpstreams> {
     if (turn === 1) return json(res, 503, { detail: "No instances available (yet) for chute_id='demo'" });
     if (turn === 2) return json(res, 200, { error: { message: 'demo: provider returned error', code: 502 } });
     // A stream that dies after a few tokens (a non-streaming client never sees it).
-    const words = ANSWER.split(' ').slice(0, 4);
+    const words = ANSWER.split(/(?= )/).slice(0, 4);
     streamWords(req, res, body, words, true);
   });
   const steady = await listen((req, res, body) => {
