@@ -57,42 +57,14 @@ export class LogObserver implements EngineObserver {
         }
         return;
       case 'attempt_failed': {
-        const pending = this.#pendingFor(context);
-        const line: Stamped<AttemptRecordLine> = {
-          event: 'attempt',
-          id: context.requestId,
-          group: context.group,
-          endpoint: event.endpoint,
-          n: event.n,
-          ok: false,
-          class: event.failure.class,
-          status: event.failure.status ?? null,
-          message: event.failure.message,
-          ms: event.ms,
-          ttft_ms: pending.ttft.get(event.n) ?? null,
-        };
-        pending.attempts.push(line);
-        this.#write('warn', line);
+        const { failure } = event;
+        const ttft = this.#pendingFor(context).ttft.get(event.n) ?? null;
+        this.#attemptLine(context, 'warn', event, { class: failure.class, status: failure.status ?? null, message: failure.message, ttft_ms: ttft });
         return;
       }
-      case 'attempt_abandoned': {
-        const line: Stamped<AttemptRecordLine> = {
-          event: 'attempt',
-          id: context.requestId,
-          group: context.group,
-          endpoint: event.endpoint,
-          n: event.n,
-          ok: false,
-          class: null,
-          status: null,
-          message: event.reason,
-          ms: event.ms,
-          abandoned: true,
-        };
-        this.#pendingFor(context).attempts.push(line);
-        this.#write('info', line);
+      case 'attempt_abandoned':
+        this.#attemptLine(context, 'info', event, { class: null, status: null, message: event.reason, abandoned: true });
         return;
-      }
       case 'resume':
         this.#pendingFor(context).answering = event.n;
         this.#write('warn', {
@@ -112,6 +84,27 @@ export class LogObserver implements EngineObserver {
         this.#finish(context, event, event.summary);
         return;
     }
+  }
+
+  /** An attempt that did not answer: logged now, and kept for the request's chain line. */
+  #attemptLine(
+    context: RequestContext,
+    level: 'info' | 'warn',
+    event: { endpoint: string; n: number; ms: number },
+    fields: Pick<AttemptRecordLine, 'class' | 'status' | 'message' | 'ttft_ms' | 'abandoned'>,
+  ): void {
+    const line: Stamped<AttemptRecordLine> = {
+      event: 'attempt',
+      id: context.requestId,
+      group: context.group,
+      endpoint: event.endpoint,
+      n: event.n,
+      ok: false,
+      ms: event.ms,
+      ...fields,
+    };
+    this.#pendingFor(context).attempts.push(line);
+    this.#write(level, line);
   }
 
   #pendingFor(context: RequestContext): Pending {
