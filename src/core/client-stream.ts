@@ -13,6 +13,14 @@ import type { ChatCompletionChunk, Delta, Usage } from './types.js';
  */
 const MAX_RESUMABLE_CHARS = 256 * 1024;
 
+/**
+ * `+=` builds a V8 rope: one 32-byte cons cell per appended delta (~6 bytes of
+ * text), all kept until the stream ends. Flattening it every so often keeps
+ * the delivered text at about its own size. The interval grows with the text
+ * (1/64 of it) so the copying stays linear in the answer's length.
+ */
+const FLATTEN_MIN_APPENDS = 16;
+
 /** The client-facing identity and the text already delivered. */
 export class ClientStream {
   id: string | null = null;
@@ -25,6 +33,8 @@ export class ClientStream {
   resumable: boolean;
   #roleSent = false;
   #usage: Usage | null = null;
+  /** Appends to `content`/`reasoning` since they were last flattened. */
+  #appends = 0;
 
   constructor(resumable = true) {
     this.resumable = resumable;
@@ -54,12 +64,29 @@ export class ClientStream {
   }
 
   #keep(delta: Delta): void {
-    if (typeof delta.content === 'string') this.content += delta.content;
-    if (typeof delta.reasoning_content === 'string') this.reasoning += delta.reasoning_content;
-    if (this.content.length + this.reasoning.length > MAX_RESUMABLE_CHARS) {
+    let appended = false;
+    if (typeof delta.content === 'string') {
+      this.content += delta.content;
+      appended = true;
+    }
+    if (typeof delta.reasoning_content === 'string') {
+      this.reasoning += delta.reasoning_content;
+      appended = true;
+    }
+    const kept = this.content.length + this.reasoning.length;
+    if (kept > MAX_RESUMABLE_CHARS) {
       this.resumable = false;
       this.content = '';
       this.reasoning = '';
+      this.#appends = 0;
+      return;
+    }
+    if (appended && ++this.#appends >= Math.max(FLATTEN_MIN_APPENDS, kept >> 6)) {
+      this.#appends = 0;
+      // Reading a character makes V8 flatten the rope in place (the cons
+      // cells and the delta strings they held become garbage).
+      this.content.charCodeAt(0);
+      this.reasoning.charCodeAt(0);
     }
   }
 

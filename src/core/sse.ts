@@ -19,8 +19,19 @@ const LF = 10;
 const COLON = 58;
 const SPACE = 32;
 
+/**
+ * Shared by every stream: a TextDecoder used with `{ stream: true }` makes
+ * Node allocate an ICU converter, ~2 KB of native memory per open stream.
+ * Without `stream` it keeps no state; a read that ends inside a character
+ * keeps those bytes for the next one instead (see `completeLength`).
+ */
+const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
 export class SseDecoder {
-  private readonly decoder = new TextDecoder('utf-8');
+  /** The first bytes of a character the last read cut off (at most 3). */
+  private carry: Uint8Array | null = null;
+  /** Text was decoded: a BOM is dropped only as the stream's first character, as TextDecoder does. */
+  private started = false;
   /** Text of the current line not yet terminated. */
   private partial = '';
   /** The previous push ended with CR: an LF at the start of the next one belongs to it. */
@@ -31,7 +42,16 @@ export class SseDecoder {
   /** Decodes one network read; returns the events it completed. */
   push(bytes: Uint8Array): SseEvent[] {
     const out: SseEvent[] = [];
-    const text = this.decoder.decode(bytes, { stream: true });
+    let input = bytes;
+    if (this.carry !== null) {
+      input = new Uint8Array(this.carry.length + bytes.length);
+      input.set(this.carry);
+      input.set(bytes, this.carry.length);
+      this.carry = null;
+    }
+    const complete = completeLength(input);
+    if (complete < input.length) this.carry = input.slice(complete);
+    const text = this.decode(input.subarray(0, complete));
     if (text !== '') this.feed(text, out);
     return out;
   }
@@ -39,7 +59,9 @@ export class SseDecoder {
   /** The stream ended: flushes a last line and an event that lacked its blank line. */
   end(): SseEvent[] {
     const out: SseEvent[] = [];
-    const tail = this.decoder.decode();
+    // A character cut off by the end of the stream becomes U+FFFD.
+    const tail = this.carry === null ? '' : this.decode(this.carry);
+    this.carry = null;
     if (tail !== '') this.feed(tail, out);
     if (this.partial !== '') {
       const line = this.partial;
@@ -48,7 +70,18 @@ export class SseDecoder {
     }
     this.dispatch(out);
     this.skipLf = false;
+    this.started = false;
     return out;
+  }
+
+  private decode(bytes: Uint8Array): string {
+    if (bytes.length === 0) return '';
+    let text = UTF8.decode(bytes);
+    if (!this.started && text !== '') {
+      this.started = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    return text;
   }
 
   private feed(text: string, out: SseEvent[]): void {
@@ -127,4 +160,24 @@ export class SseDecoder {
     out.push({ kind: 'data', data: this.data });
     this.data = null;
   }
+}
+
+/**
+ * How many of `bytes` end on a character boundary: all of them, unless the
+ * last lead byte still waits for continuation bytes. Cutting before a lead
+ * byte never changes the decoded text (the decoder starts afresh there, an
+ * unfinished sequence before it is U+FFFD either way).
+ */
+function completeLength(bytes: Uint8Array): number {
+  const n = bytes.length;
+  // A character has at most 4 bytes: only a lead byte among the last 3 can be waiting.
+  for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
+    const b = bytes[i]!;
+    if (b < 0x80) return n;
+    if (b >= 0xc0) {
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return n - i < length ? i : n;
+    }
+  }
+  return n;
 }

@@ -97,7 +97,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
-    const headers: Headers = { ...baseHeaders, 'x-request-id': requestId };
+    // Object.assign, not `{ ...baseHeaders, 'x-request-id': … }`: in Node 20's V8 a
+    // spread followed by new keys gives each object its own hidden class, and
+    // these headers live as long as the stream.
+    const headers: Headers = Object.assign({}, baseHeaders);
+    headers['x-request-id'] = requestId;
     const method = req.method ?? 'GET';
     const path = pathOf(req.url);
 
@@ -137,6 +141,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (raw === null) return;
     const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
     const parsed = parseClientBody(raw, route, declared);
+    // This frame lives as long as the answer streams: do not keep the request's bytes too.
+    raw = null;
     if (!parsed.ok) {
       return sendError(res, 400, `Invalid request body: ${parsed.message}`, 'invalid_request_error', 'invalid_json', parsed.param, headers);
     }

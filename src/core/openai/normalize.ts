@@ -135,8 +135,9 @@ export class StreamNormalizer {
   private tagOpen = false;
 
   private readonly slots: ToolSlot[] = [];
-  private readonly slotByIndex = new Map<number, ToolSlot>();
-  private readonly slotById = new Map<string, ToolSlot>();
+  /** Made on the first tool call: most streams have none, and a Map costs ~180 bytes for the stream's life. */
+  private slotByIndex: Map<number, ToolSlot> | null = null;
+  private slotById: Map<string, ToolSlot> | null = null;
   private lastSlot: ToolSlot | undefined;
   private toolEmitted = false;
 
@@ -344,6 +345,8 @@ export class StreamNormalizer {
   }
 
   private toolCall(tc: JsonObject): void {
+    const slotByIndex = (this.slotByIndex ??= new Map<number, ToolSlot>());
+    const slotById = (this.slotById ??= new Map<string, ToolSlot>());
     const upstreamIndex = typeof tc.index === 'number' ? tc.index : undefined;
     const upstreamId = typeof tc.id === 'string' && tc.id !== '' ? tc.id : undefined;
     const fn = isJsonObject(tc.function) ? tc.function : undefined;
@@ -352,15 +355,15 @@ export class StreamNormalizer {
 
     let slot: ToolSlot | undefined;
     if (upstreamId !== undefined) {
-      slot = this.slotById.get(upstreamId);
+      slot = slotById.get(upstreamId);
       if (slot === undefined && upstreamIndex !== undefined) {
         // An index first seen without an id may get its id later; a different
         // id at a used index is a new call (Ollama sends index 0 for every call).
-        const atIndex = this.slotByIndex.get(upstreamIndex);
+        const atIndex = slotByIndex.get(upstreamIndex);
         if (atIndex !== undefined && atIndex.upstreamId === undefined) slot = atIndex;
       }
     } else if (upstreamIndex !== undefined) {
-      slot = this.slotByIndex.get(upstreamIndex);
+      slot = slotByIndex.get(upstreamIndex);
     } else if (name === undefined || this.lastSlot?.name == null) {
       // Gemini omits `index`: a delta without id continues the last call, unless
       // it names a function while the last call already has a name (early Gemini
@@ -377,9 +380,9 @@ export class StreamNormalizer {
         heldArgs: '',
       };
       this.slots.push(slot);
-      if (upstreamId !== undefined) this.slotById.set(upstreamId, slot);
+      if (upstreamId !== undefined) slotById.set(upstreamId, slot);
     }
-    if (upstreamIndex !== undefined) this.slotByIndex.set(upstreamIndex, slot);
+    if (upstreamIndex !== undefined) slotByIndex.set(upstreamIndex, slot);
     this.lastSlot = slot;
 
     if (slot.started) {
