@@ -12,6 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
+import { Cancellation, sleep } from './cancellation.js';
 import { ClientStream, ResumeFilter, type ResumeMode } from './client-stream.js';
 import { endpointKey, HealthTracker } from './health.js';
 import type { NormalizeOptions } from './openai/normalize.js';
@@ -560,44 +561,4 @@ function withPrefill(body: ChatRequest, content: string): ChatRequest {
     continue_final_message: true,
     add_generation_prompt: false,
   };
-}
-
-/**
- * A request's own abort flag with listeners: what an AbortController does,
- * without an EventTarget per request on the hot path.
- */
-class Cancellation {
-  aborted = false;
-  readonly #listeners = new Set<() => void>();
-
-  abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    for (const listener of [...this.#listeners]) listener();
-    this.#listeners.clear();
-  }
-
-  /** Call `listener` on abort (at once if already aborted); returns the way to unsubscribe. */
-  onAbort(listener: () => void): () => void {
-    if (this.aborted) {
-      listener();
-      return () => {};
-    }
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-}
-
-/** Resolves true after `ms`, false as soon as `cancellation` aborts. */
-function sleep(ms: number, cancellation: Cancellation): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      off();
-      resolve(true);
-    }, ms);
-    const off = cancellation.onAbort(() => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-  });
 }

@@ -21,14 +21,22 @@ export const DEFAULT_RETRY: Readonly<RetryOptions> = {
   retryAfterMaxS: 10,
 };
 
+/** Resolved once per group object (a reload makes a new one), not once per request. */
+const resolved = new WeakMap<Group, ResolvedOptions>();
+
 export function resolveOptions(group: Group): ResolvedOptions {
-  return {
-    retry: group.retry ?? DEFAULT_RETRY,
-    resume: group.resume ?? true,
-    hedgeMs: group.hedgeMs ?? null,
-    deadlineMs: group.deadlineMs ?? null,
-    failoverOnContentFilter: group.failoverOnContentFilter ?? true,
-  };
+  let options = resolved.get(group);
+  if (!options) {
+    options = {
+      retry: group.retry ?? DEFAULT_RETRY,
+      resume: group.resume ?? true,
+      hedgeMs: group.hedgeMs ?? null,
+      deadlineMs: group.deadlineMs ?? null,
+      failoverOnContentFilter: group.failoverOnContentFilter ?? true,
+    };
+    resolved.set(group, options);
+  }
+  return options;
 }
 
 /** A silent upstream stays silent: a timeout is never retried on the same endpoint. */

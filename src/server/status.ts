@@ -6,6 +6,7 @@ import type { HealthStoreStatus, HealthTracker } from '../core/health.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { redactSecrets } from '../core/redact.js';
 import type { EngineEvent, FailureClass, Group } from '../core/types.js';
+import { percentile } from '../logging/stats.js';
 
 /** How far back the per-endpoint window reaches. */
 export const STATUS_WINDOW_MS = 5 * 60_000;
@@ -121,10 +122,8 @@ export class StatusObserver implements EngineObserver {
     const window = this.#windows.get(windowKey(group, endpoint));
     const since = this.#now() - STATUS_WINDOW_MS;
     const attempts = recent(window?.attempts ?? [], since);
-    const ttfts = recent(window?.ttfts ?? [], since)
-      .map((s) => s.ms)
-      .sort((a, b) => a - b);
-    const durations = attempts.map((s) => s.ms).sort((a, b) => a - b);
+    const ttfts = recent(window?.ttfts ?? [], since).map((s) => s.ms);
+    const durations = attempts.map((s) => s.ms);
     const failures: Partial<Record<FailureClass, number>> = {};
     let successes = 0;
     for (const sample of attempts) {
@@ -134,10 +133,10 @@ export class StatusObserver implements EngineObserver {
     return {
       successes,
       failures,
-      p50_ms: percentile(durations, 0.5),
-      p95_ms: percentile(durations, 0.95),
-      ttft_p50_ms: percentile(ttfts, 0.5),
-      ttft_p95_ms: percentile(ttfts, 0.95),
+      p50_ms: percentile(durations, 50),
+      p95_ms: percentile(durations, 95),
+      ttft_p50_ms: percentile(ttfts, 50),
+      ttft_p95_ms: percentile(ttfts, 95),
     };
   }
 
@@ -156,13 +155,6 @@ function recent<T extends { at: number }>(samples: readonly T[], since: number):
   let start = Math.max(0, samples.length - STATUS_WINDOW_MAX);
   while (start < samples.length && samples[start]!.at < since) start += 1;
   return samples.slice(start);
-}
-
-/** Nearest-rank percentile of an ascending list; null when empty. */
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[rank]!;
 }
 
 /** The `/status` body. No keys: endpoints show name and model only, messages are redacted. */

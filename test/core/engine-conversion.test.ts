@@ -3,24 +3,15 @@
  * through the engine (SPEC §3.5, §3.6).
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { FailoverEngine } from '../../src/core/engine.js';
+import { describe, it } from 'node:test';
 import type { ChatCompletionChunk, EngineEvent, ReasoningMode } from '../../src/core/types.js';
-import { chunk, completionBody, json, sse, startFakeUpstream, usageChunk, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { chunk, completionBody, json, sse, usageChunk, wordStream } from '../helpers/fake-upstream.js';
 import { chatRequest, endpoint, group, last, runAll, streamedContent, streamedReasoning } from '../helpers/groups.js';
+import { testRig } from '../helpers/rig.js';
 
-const engine = new FailoverEngine();
-const upstreams: FakeUpstream[] = [];
-after(async () => {
-  await engine.close();
-  await Promise.all(upstreams.map((u) => u.close()));
-});
-
-async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const rig = testRig();
+const engine = rig.engine();
+const upstream = rig.upstream;
 
 function chunks(events: EngineEvent[]): ChatCompletionChunk[] {
   return events.flatMap((e) => (e.type === 'chunk' ? [e.chunk] : []));

@@ -1,29 +1,17 @@
 /** Cooldown with half-open probes (SPEC §3.7) and the all-failed outcome (SPEC §3.8). */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { FailoverEngine } from '../../src/core/engine.js';
+import { describe, it } from 'node:test';
+import type { FailoverEngine } from '../../src/core/engine.js';
 import { HealthTracker } from '../../src/core/health.js';
 import type { EngineEvent } from '../../src/core/types.js';
-import { completionBody, json, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { completionBody, json, type Behaviour } from '../helpers/fake-upstream.js';
 import { chatRequest, endpoint, group, last, runAll } from '../helpers/groups.js';
+import { testRig } from '../helpers/rig.js';
 
-const upstreams: FakeUpstream[] = [];
-const engines: FailoverEngine[] = [];
-after(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-  await Promise.all(upstreams.map((u) => u.close()));
-});
-
-async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
+const { upstream, engine } = testRig();
 
 function engineAt(clock: { now: number }): FailoverEngine {
-  const engine = new FailoverEngine({ health: new HealthTracker(() => clock.now) });
-  engines.push(engine);
-  return engine;
+  return engine({ health: new HealthTracker(() => clock.now) });
 }
 
 const starts = (events: EngineEvent[]) => events.flatMap((e) => (e.type === 'attempt_start' ? [e.endpoint] : []));
@@ -133,7 +121,7 @@ describe('cooldown', () => {
 });
 
 describe('all endpoints failed', () => {
-  async function allFail(...behaviours: Parameters<typeof startFakeUpstream>[0][]) {
+  async function allFail(...behaviours: Behaviour[]) {
     const engine = engineAt({ now: 0 });
     const eps = [];
     for (const [i, b] of behaviours.entries()) eps.push(endpoint((await upstream(b)).baseurl, { name: `e${i + 1}`, timeoutMs: 300 }));

@@ -3,8 +3,8 @@
  * hedging, a request deadline and content filters.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import { FailoverEngine } from '../../src/core/engine.js';
+import { describe, it } from 'node:test';
+import type { FailoverEngine } from '../../src/core/engine.js';
 import { DEFAULT_RETRY } from '../../src/core/resilience.js';
 import type { EngineEvent, Group, RetryOptions } from '../../src/core/types.js';
 import {
@@ -12,33 +12,17 @@ import {
   completionBody,
   json,
   sse,
-  startFakeUpstream,
   usageChunk,
   type Behaviour,
-  type FakeUpstream,
   type ReceivedRequest,
   type SseItem,
 } from '../helpers/fake-upstream.js';
 import { chatRequest, endpoint, group, last, runAll, streamedContent } from '../helpers/groups.js';
+import { testRig } from '../helpers/rig.js';
 
-const upstreams: FakeUpstream[] = [];
-const engines: FailoverEngine[] = [];
-after(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-  await Promise.all(upstreams.map((u) => u.close()));
-});
-
-async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<FakeUpstream> {
-  const u = await startFakeUpstream(...args);
-  upstreams.push(u);
-  return u;
-}
-
-function newEngine(): FailoverEngine {
-  const e = new FailoverEngine();
-  engines.push(e);
-  return e;
-}
+const rig = testRig();
+const upstream = rig.upstream;
+const newEngine = (): FailoverEngine => rig.engine();
 
 const retry = (overrides: Partial<RetryOptions>): RetryOptions => ({ ...DEFAULT_RETRY, ...overrides });
 const starts = (events: EngineEvent[]) => events.flatMap((e) => (e.type === 'attempt_start' ? [e.endpoint] : []));

@@ -1,94 +1,17 @@
 /**
- * Upstream chunks and bodies -> the one normalized OpenAI shape (SPEC §3.6):
+ * Upstream chunks -> the one normalized OpenAI chunk shape (SPEC §3.6):
  * constant identity, `role` on the first delta, reasoning from any upstream form
  * delivered per the group's mode and never in the same delta as content, tool
  * calls re-indexed with ids, names sent once, `tool_calls` finish when calls
- * were made.
+ * were made. Complete bodies are normalized in `completion.ts`.
  */
-import { randomBytes } from 'node:crypto';
-import type {
-  AssistantMessage,
-  ChatCompletion,
-  ChatCompletionChunk,
-  Delta,
-  FinishReason,
-  JsonObject,
-  ReasoningMode,
-  ToolCall,
-  ToolCallDelta,
-  Usage,
-} from '../types.js';
-import { ThinkSplitter, splitThinkText } from './think.js';
+import type { ChatCompletionChunk, Delta, FinishReason, JsonObject, ToolCallDelta, Usage } from '../types.js';
+import { isJsonObject, toFinishReason, generateToolCallId, fieldReasoning, stringifyArguments, type NormalizeOptions } from './shared.js';
+import { ThinkSplitter } from './think.js';
 
-export interface NormalizeOptions {
-  reasoning: ReasoningMode;
-  /** The endpoint's template opens `<think>` in the prompt (streamed content starts inside it). */
-  thinkOpen: boolean;
-  /** The client asked for `stream_options.include_usage`. */
-  includeUsage: boolean;
-  fallbackId: string;
-  fallbackCreated: number;
-  /** The endpoint's configured model, used when the upstream reports none. */
-  fallbackModel: string;
-}
-
-export function isJsonObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-const FINISH_REASONS: ReadonlySet<string> = new Set([
-  'stop',
-  'length',
-  'tool_calls',
-  'content_filter',
-  'function_call',
-]);
-
-/** Unknown upstream values (`eos`, `end_turn`, OpenRouter's `error`…) become `stop`. */
-export function toFinishReason(value: string): FinishReason {
-  return FINISH_REASONS.has(value) ? (value as FinishReason) : 'stop';
-}
-
-const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-
-/** `call_` + 24 random alphanumerics, for upstreams that send tool calls without ids. */
-export function generateToolCallId(): string {
-  const bytes = randomBytes(24);
-  let id = 'call_';
-  for (const b of bytes) id += ID_ALPHABET.charAt(b % 62);
-  return id;
-}
-
-/** Text of OpenRouter `reasoning_details` items (`reasoning.encrypted` has none). */
-function detailsText(details: unknown[]): string {
-  let text = '';
-  for (const d of details) {
-    if (!isJsonObject(d)) continue;
-    if (d.type === 'reasoning.text' && typeof d.text === 'string') text += d.text;
-    else if (d.type === 'reasoning.summary' && typeof d.summary === 'string') text += d.summary;
-  }
-  return text;
-}
-
-/**
- * Reasoning text carried in fields (DeepSeek `reasoning_content`, OpenRouter and
- * new vLLM `reasoning`, else `reasoning_details` texts). Upstreams that mirror
- * the same text in several fields are read once.
- */
-function fieldReasoning(o: JsonObject): string {
-  const rc = o.reasoning_content;
-  if (typeof rc === 'string' && rc !== '') return rc;
-  const r = o.reasoning;
-  if (typeof r === 'string' && r !== '') return r;
-  const details = o.reasoning_details;
-  return Array.isArray(details) ? detailsText(details) : '';
-}
-
-function stringifyArguments(args: unknown, missing: string): string {
-  if (typeof args === 'string') return args;
-  if (args === undefined || args === null) return missing;
-  return JSON.stringify(args);
-}
+// Callers import the whole normalization API from here.
+export { completionHasOutput, normalizeCompletion } from './completion.js';
+export { generateToolCallId, isJsonObject, toFinishReason, type NormalizeOptions } from './shared.js';
 
 interface ToolSlot {
   /** Output index (0, 1, 2… in order of appearance). */
@@ -437,113 +360,4 @@ export class StreamNormalizer {
     this.deltaFor(Kind.Finish, reason);
     this.cur = null;
   }
-}
-
-// ---------------------------------------------------------------------------
-// Non-streaming bodies.
-
-/** Message fields the normalizer rewrites; every other field is kept as is. */
-const REWRITTEN_MESSAGE_KEYS: ReadonlySet<string> = new Set([
-  'role',
-  'content',
-  'reasoning_content',
-  'reasoning',
-  'reasoning_details',
-  'tool_calls',
-]);
-
-/** Completions whose reasoning was dropped by `strip` mode (they still had output). */
-const strippedReasoning = new WeakSet<ChatCompletion>();
-
-function contentText(content: unknown): string {
-  if (typeof content === 'string') return content;
-  if (!Array.isArray(content)) return '';
-  // Some servers answer with content parts.
-  let text = '';
-  for (const part of content) {
-    if (isJsonObject(part) && typeof part.text === 'string') text += part.text;
-  }
-  return text;
-}
-
-/**
- * Normalizes a non-streaming upstream body (the caller has already rejected
- * `error` payloads). Returns null when there is no `choices[0].message`.
- */
-export function normalizeCompletion(raw: JsonObject, opts: NormalizeOptions): ChatCompletion | null {
-  const choices = raw.choices;
-  if (!Array.isArray(choices)) return null;
-  const choice: unknown = choices[0];
-  if (!isJsonObject(choice)) return null;
-  const msg = choice.message;
-  if (!isJsonObject(msg)) return null;
-
-  const split = splitThinkText(contentText(msg.content));
-  const reasoning = fieldReasoning(msg) + split.reasoning;
-  let content = split.content;
-
-  const message: AssistantMessage = { role: 'assistant', content: null };
-  for (const key of Object.keys(msg)) {
-    if (!REWRITTEN_MESSAGE_KEYS.has(key)) message[key] = msg[key];
-  }
-  switch (opts.reasoning) {
-    case 'field':
-      if (reasoning !== '') message.reasoning_content = reasoning;
-      if (Array.isArray(msg.reasoning_details)) message.reasoning_details = msg.reasoning_details;
-      break;
-    case 'tags':
-      if (reasoning !== '') content = '<think>' + reasoning + '</think>\n\n' + content;
-      break;
-    case 'strip':
-      break;
-  }
-  message.content = content === '' ? null : content;
-
-  const toolCalls: ToolCall[] = [];
-  if (Array.isArray(msg.tool_calls)) {
-    for (const tc of msg.tool_calls) {
-      if (!isJsonObject(tc) || !isJsonObject(tc.function)) continue;
-      const fn = tc.function;
-      toolCalls.push({
-        id: typeof tc.id === 'string' && tc.id !== '' ? tc.id : generateToolCallId(),
-        type: 'function',
-        function: {
-          name: typeof fn.name === 'string' ? fn.name : '',
-          arguments: stringifyArguments(fn.arguments, '{}'),
-        },
-      });
-    }
-  }
-  if (toolCalls.length > 0) message.tool_calls = toolCalls;
-
-  const rawFinish = choice.finish_reason;
-  let finish: FinishReason = typeof rawFinish === 'string' ? toFinishReason(rawFinish) : 'stop';
-  if (finish === 'stop' && toolCalls.length > 0) finish = 'tool_calls';
-
-  const completion: ChatCompletion = {
-    id: typeof raw.id === 'string' && raw.id !== '' ? raw.id : opts.fallbackId,
-    object: 'chat.completion',
-    created:
-      typeof raw.created === 'number' && Number.isFinite(raw.created) ? raw.created : opts.fallbackCreated,
-    model: typeof raw.model === 'string' && raw.model !== '' ? raw.model : opts.fallbackModel,
-    choices: [{ index: 0, message, logprobs: choice.logprobs ?? null, finish_reason: finish }],
-  };
-  if (isJsonObject(raw.usage)) completion.usage = raw.usage as Usage;
-  if (opts.reasoning === 'strip' && reasoning !== '') strippedReasoning.add(completion);
-  return completion;
-}
-
-/**
- * The completion is usable: it has content, tool calls or reasoning. Reasoning
- * dropped by `strip` mode in `normalizeCompletion` still counts.
- */
-export function completionHasOutput(c: ChatCompletion): boolean {
-  const message = c.choices[0]?.message;
-  if (message === undefined) return false;
-  return (
-    (typeof message.content === 'string' && message.content !== '') ||
-    (message.tool_calls !== undefined && message.tool_calls.length > 0) ||
-    (typeof message.reasoning_content === 'string' && message.reasoning_content !== '') ||
-    strippedReasoning.has(c)
-  );
 }
