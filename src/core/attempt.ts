@@ -5,22 +5,25 @@
  * response when not streaming); after commit it bounds the silence between two
  * chunks. SSE comments never feed the watchdog — keep-alives must not keep a
  * dead upstream alive.
+ *
+ * It is undici's dispatch handler itself rather than a `request()` caller:
+ * the response arrives as callbacks, so an answer costs no Readable stream,
+ * no AbortSignal and one promise (an event stream: one per network read).
  */
 import type { Dispatcher } from 'undici';
+import type { Cancellation } from './cancellation.js';
 import { classifyTransportError, failureFromResponse, parseRetryAfter } from './classify.js';
 import { adapterFor } from './providers/index.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 import type { Endpoint, Failure } from './types.js';
-
-type BodyReadable = Dispatcher.ResponseData['body'];
 
 export type OpenResult =
   | { kind: 'failure'; failure: Failure }
   | { kind: 'cancelled' }
   /** A complete 2xx body that is not an event stream (JSON, or whatever the upstream sent). */
   | { kind: 'body'; status: number; contentType: string; text: string }
-  /** A 2xx event stream, not yet read. */
-  | { kind: 'sse'; status: number; body: BodyReadable };
+  /** A 2xx event stream: read it with `nextEvents()`. */
+  | { kind: 'sse'; status: number };
 
 interface Target {
   origin: string;
@@ -49,100 +52,97 @@ function targetFor(endpoint: Endpoint): Target {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/** A 2xx answer that is not a stream is held whole; past this it is not an answer we can use. */
+const MAX_ANSWER_BODY = 64 * 1024 * 1024;
+/** Unread event-stream bytes before the upstream socket is paused (a slow client). */
+const HIGH_WATER = 64 * 1024;
 
 /** The connection went away before the response head (a stale kept-alive socket, most often). */
 const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
-export class UpstreamAttempt {
+/** What the response is, once its head is in. */
+type Mode = 'head' | 'error' | 'body' | 'sse' | 'done';
+
+export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   readonly endpoint: Endpoint;
-  readonly #controller: AbortController;
+  readonly #cancel: Cancellation;
+  readonly #timeoutMs: number;
+  #offCancel: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #timeoutPhase: string | null = null;
   #phase = 'no response';
-  #body: BodyReadable | undefined;
 
-  readonly #timeoutMs: number;
+  #dispatcher: Dispatcher | undefined;
+  #options: Dispatcher.DispatchOptions | undefined;
+  #controller: Dispatcher.DispatchController | null = null;
+  /** We ended the upstream request (cancel, watchdog, drain grace). */
+  #aborted = false;
+  /** undici is done with the request: it calls nothing more. */
+  #finished = false;
+  #resent = false;
+
+  #mode: Mode = 'head';
+  #status = 0;
+  #contentType = '';
+  #retryAfterMs: number | undefined;
+  #parts: Buffer[] = [];
+  #size = 0;
+  #settle: ((result: OpenResult) => void) | null = null;
+
+  // The event stream: batches of decoded events, one per network read.
+  #decoder: SseDecoder | null = null;
+  #batches: SseEvent[][] = [];
+  #queuedBytes = 0;
+  #paused = false;
+  #ended = false;
+  #error: Error | null = null;
+  #wake: (() => void) | null = null;
 
   /**
-   * The caller's `controller` ends the attempt from outside (client gone,
-   * deadline, a hedge that lost) and is the one the watchdog aborts too, so
-   * an attempt costs one AbortController. `timeoutMs` defaults to the
-   * endpoint's and is shorter when a request deadline leaves less.
+   * `cancel` ends the attempt from outside (client gone, deadline, a hedge
+   * that lost). `timeoutMs` defaults to the endpoint's and is shorter when a
+   * request deadline leaves less.
    */
-  constructor(endpoint: Endpoint, controller: AbortController = new AbortController(), timeoutMs: number = endpoint.timeoutMs) {
+  constructor(endpoint: Endpoint, cancel: Cancellation, timeoutMs: number = endpoint.timeoutMs) {
     this.endpoint = endpoint;
-    this.#controller = controller;
+    this.#cancel = cancel;
     this.#timeoutMs = timeoutMs;
   }
 
-  /** True when the caller (not the upstream, not the watchdog) ended the attempt. */
-  get cancelled(): boolean {
-    return this.#controller.signal.aborted && this.#timeoutPhase === null;
-  }
-
   /** Send the request and read the response head (and the whole body unless it streams). */
-  async open(dispatcher: Dispatcher, body: string): Promise<OpenResult> {
-    if (this.#controller.signal.aborted) return { kind: 'cancelled' };
+  open(dispatcher: Dispatcher, body: string): Promise<OpenResult> {
+    if (this.#cancel.aborted) return Promise.resolve({ kind: 'cancelled' });
+    const target = targetFor(this.endpoint);
+    this.#dispatcher = dispatcher;
+    this.#options = { origin: target.origin, path: target.path, method: 'POST', headers: target.headers, body };
     this.#timer = setTimeout(() => this.#expire(), this.#timeoutMs);
-    try {
-      const response = await this.#send(dispatcher, body);
-      this.#body = response.body;
-      const contentType = headerValue(response.headers['content-type']) ?? '';
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        const text = await readCapped(response.body, MAX_ERROR_BODY);
-        const retryAfterMs = parseRetryAfter(
-          headerValue(response.headers['retry-after']),
-          headerValue(response.headers['retry-after-ms']),
-        );
-        return { kind: 'failure', failure: failureFromResponse(response.statusCode, contentType, text, retryAfterMs) };
-      }
-      if (contentType.includes('text/event-stream')) {
-        this.#phase = 'no first token';
-        return { kind: 'sse', status: response.statusCode, body: response.body };
-      }
-      const text = await response.body.text();
-      return { kind: 'body', status: response.statusCode, contentType, text };
-    } catch (err) {
-      return this.failureFrom(err);
-    }
+    this.#offCancel = this.#cancel.onAbort(() => this.#abort());
+    return new Promise((resolve) => {
+      this.#settle = resolve;
+      dispatcher.dispatch(this.#options!, this);
+    });
   }
 
   /**
-   * Send the request; once more at once when the connection closed before any
-   * answer. undici can hand out a kept-alive socket the upstream has just
-   * closed: the upstream's idle timer starts when it wrote its last byte, ours
-   * when we read it — much later behind a slow client. Go's net/http resends
-   * on a closed idle connection for the same reason.
+   * The next decoded events of the stream, in the order they arrived; null at
+   * its end. Rejects with what the transport threw; map it with `failureFrom`.
    */
-  async #send(dispatcher: Dispatcher, body: string): Promise<Dispatcher.ResponseData> {
-    const target = targetFor(this.endpoint);
-    const options: Dispatcher.RequestOptions = {
-      origin: target.origin,
-      path: target.path,
-      method: 'POST',
-      headers: target.headers,
-      body,
-      signal: this.#controller.signal,
-    };
-    try {
-      return await dispatcher.request(options);
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (this.#controller.signal.aborted || typeof code !== 'string' || !CLOSED_CONNECTION.has(code)) throw err;
-      return await dispatcher.request(options);
+  async nextEvents(): Promise<SseEvent[] | null> {
+    for (;;) {
+      const batch = this.#batches.shift();
+      if (batch !== undefined) {
+        if (this.#batches.length === 0) {
+          this.#queuedBytes = 0;
+          this.#resumeUpstream();
+        }
+        return batch;
+      }
+      if (this.#error !== null) throw this.#error;
+      if (this.#ended) return null;
+      // Waiting for more: an event bigger than the high-water mark must not stay paused.
+      this.#resumeUpstream();
+      await new Promise<void>((resolve) => (this.#wake = resolve));
     }
-  }
-
-  /** Decode the event stream. Throws what the transport throws; map it with `failureFrom`. */
-  async *events(): AsyncGenerator<SseEvent> {
-    const body = this.#body;
-    if (!body) return;
-    const decoder = new SseDecoder();
-    for await (const bytes of body as AsyncIterable<Buffer>) {
-      const events = decoder.push(bytes);
-      for (const event of events) yield event;
-    }
-    for (const event of decoder.end()) yield event;
   }
 
   /** The first token arrived: from now on the watchdog bounds silence between chunks. */
@@ -174,7 +174,7 @@ export class UpstreamAttempt {
    */
   drainAfterDone(graceMs = 1000): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#controller.abort(), graceMs);
+    this.#timer = setTimeout(() => this.#abort(), graceMs);
   }
 
   /** Map a thrown transport error (or our own abort) to a failure. */
@@ -183,44 +183,185 @@ export class UpstreamAttempt {
       const seconds = this.#timeoutMs / 1000;
       return { kind: 'failure', failure: { class: 'timeout', message: `${this.#timeoutPhase} within ${seconds} s` } };
     }
-    if (this.#controller.signal.aborted) return { kind: 'cancelled' };
+    if (this.#aborted || this.#cancel.aborted) return { kind: 'cancelled' };
     return { kind: 'failure', failure: classifyTransportError(err) };
   }
 
   /**
-   * End the attempt: stop the watchdog and
-   * release the connection. A body that is not fully read is aborted so a
-   * hung upstream cannot hold a socket.
+   * End the attempt: stop the watchdog and release the connection. A response
+   * that is not fully read is aborted so a hung upstream cannot hold a socket.
    */
   close(): void {
     clearTimeout(this.#timer);
-    const body = this.#body;
-    if (body && !body.readableEnded && !body.destroyed) {
-      body.on('error', () => {});
-      this.#controller.abort();
+    this.#offCancel?.();
+    this.#offCancel = undefined;
+    this.#abort();
+  }
+
+  // -------------------------------------------------------------------------
+  // undici's dispatch handler.
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#aborted) controller.abort(new Error('attempt ended'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return; // 1xx: the real head follows.
+    this.#status = statusCode;
+    this.#contentType = headerValue(headers['content-type']) ?? '';
+    if (statusCode >= 300) {
+      this.#mode = 'error';
+      this.#retryAfterMs = parseRetryAfter(headerValue(headers['retry-after']), headerValue(headers['retry-after-ms']));
+    } else if (this.#contentType.includes('text/event-stream')) {
+      this.#mode = 'sse';
+      this.#phase = 'no first token';
+      this.#decoder = new SseDecoder();
+      this.#resolve({ kind: 'sse', status: statusCode });
+    } else {
+      this.#mode = 'body';
     }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    switch (this.#mode) {
+      case 'sse': {
+        const events = this.#decoder!.push(chunk);
+        if (events.length > 0) this.#batches.push(events);
+        this.#queuedBytes += chunk.length;
+        if (this.#queuedBytes > HIGH_WATER && this.#batches.length > 0 && !this.#paused) {
+          this.#paused = true;
+          controller.pause();
+        }
+        this.#wakeConsumer();
+        return;
+      }
+      case 'error':
+        this.#parts.push(chunk);
+        this.#size += chunk.length;
+        // Enough to say why it failed; the rest is not worth the wait.
+        if (this.#size >= MAX_ERROR_BODY) this.#finishError();
+        return;
+      case 'body':
+        this.#parts.push(chunk);
+        this.#size += chunk.length;
+        if (this.#size > MAX_ANSWER_BODY) {
+          this.#mode = 'done';
+          this.#parts = [];
+          this.#resolve({ kind: 'failure', failure: { class: 'invalid_response', message: `response body larger than ${MAX_ANSWER_BODY / 1024 / 1024} MiB` } });
+          this.#abort();
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#finished = true;
+    switch (this.#mode) {
+      case 'sse': {
+        this.#mode = 'done';
+        const events = this.#decoder!.end();
+        if (events.length > 0) this.#batches.push(events);
+        this.#ended = true;
+        this.#wakeConsumer();
+        return;
+      }
+      case 'error':
+        this.#finishError();
+        return;
+      case 'body': {
+        this.#mode = 'done';
+        const text = this.#text();
+        this.#resolve({ kind: 'body', status: this.#status, contentType: this.#contentType, text });
+        return;
+      }
+      default:
+        this.#mode = 'done';
+        return;
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    const code = (error as { code?: unknown }).code;
+    if (
+      this.#mode === 'head' &&
+      !this.#resent &&
+      !this.#aborted &&
+      !this.#cancel.aborted &&
+      typeof code === 'string' &&
+      CLOSED_CONNECTION.has(code)
+    ) {
+      // undici can hand out a kept-alive socket the upstream has just closed:
+      // the upstream's idle timer starts when it wrote its last byte, ours when
+      // we read it — much later behind a slow client. Resend once before any
+      // answer, as Go's net/http does on a closed idle connection.
+      this.#resent = true;
+      this.#controller = null;
+      this.#dispatcher!.dispatch(this.#options!, this);
+      return;
+    }
+    this.#finished = true;
+    const mode = this.#mode;
+    this.#mode = 'done';
+    if (mode === 'sse') {
+      this.#error = error;
+      this.#wakeConsumer();
+      return;
+    }
+    this.#resolve(this.failureFrom(error));
+  }
+
+  // -------------------------------------------------------------------------
+
+  #finishError(): void {
+    this.#mode = 'done';
+    const text = this.#text();
+    this.#resolve({ kind: 'failure', failure: failureFromResponse(this.#status, this.#contentType, text, this.#retryAfterMs) });
+    this.#abort();
+  }
+
+  #text(): string {
+    const text = this.#parts.length === 1 ? this.#parts[0]!.toString('utf8') : Buffer.concat(this.#parts).toString('utf8');
+    this.#parts = [];
+    return text;
+  }
+
+  #resolve(result: OpenResult): void {
+    const settle = this.#settle;
+    this.#settle = null;
+    settle?.(result);
+  }
+
+  #resumeUpstream(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#controller?.resume();
+  }
+
+  #wakeConsumer(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  /** Stop the upstream request, if it still runs. */
+  #abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    clearTimeout(this.#timer);
+    if (this.#finished) return;
+    // Before `onRequestStart` the request is not ours to abort yet: it aborts as it starts.
+    if (this.#controller !== null && !this.#controller.aborted) this.#controller.abort(new Error('attempt ended'));
   }
 
   #expire(): void {
     this.#timeoutPhase = this.#phase;
-    this.#controller.abort();
+    this.#abort();
   }
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
-}
-
-async function readCapped(body: BodyReadable, limit: number): Promise<string> {
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    parts.push(chunk);
-    size += chunk.length;
-    if (size >= limit) {
-      body.destroy();
-      break;
-    }
-  }
-  return Buffer.concat(parts).toString('utf8');
 }

@@ -22,6 +22,7 @@ import { resolveOptions, retryDelay, RetryBudget, type ResolvedOptions } from '.
 import { runAttempt, type AttemptOutcome, type AttemptRun } from './runner.js';
 import type {
   AttemptRecord,
+  ChatCompletionChunk,
   ChatRequest,
   Endpoint,
   EngineEvent,
@@ -44,8 +45,11 @@ export interface EngineRequest {
   group: Group;
   /** The client's request; `stream: true` makes the engine emit chunks, else one completion. */
   body: ChatRequest;
-  /** Aborting it (client gone, Ctrl-C) aborts the upstream request at once. */
-  signal?: AbortSignal;
+  /**
+   * Aborting it (client gone, Ctrl-C) aborts the upstream request at once. The
+   * server passes a `Cancellation`, which costs no EventTarget per request.
+   */
+  signal?: AbortSignal | Cancellation;
 }
 
 /** Groups whose keys the redactor already knows (a reload makes a new group object). */
@@ -66,7 +70,7 @@ interface Running {
   candidate: Candidate;
   n: number;
   run: AttemptRun;
-  controller: AbortController;
+  cancel: Cancellation;
   started: number;
   probe: boolean;
   /** The attempt's first step (its commit, or how it ended), raced against the others. */
@@ -146,10 +150,15 @@ class RequestRun {
   async *events(): AsyncGenerator<EngineEvent, void, undefined> {
     const onClientAbort = (): void => this.#abort.abort();
     const signal = this.#request.signal;
-    if (signal?.aborted) this.#abort.abort();
-    signal?.addEventListener('abort', onClientAbort, { once: true });
+    let offClient: (() => void) | undefined;
+    if (signal instanceof Cancellation) offClient = signal.onAbort(onClientAbort);
+    else if (signal) {
+      if (signal.aborted) this.#abort.abort();
+      signal.addEventListener('abort', onClientAbort, { once: true });
+      offClient = () => signal.removeEventListener('abort', onClientAbort);
+    }
     this.#abort.onAbort(() => {
-      for (const running of this.#live) running.controller.abort();
+      for (const running of this.#live) running.cancel.abort();
     });
     if (this.#options.deadlineMs !== null) {
       this.#deadlineTimer = setTimeout(() => {
@@ -161,9 +170,9 @@ class RequestRun {
       yield* this.#serve();
     } finally {
       clearTimeout(this.#deadlineTimer);
-      signal?.removeEventListener('abort', onClientAbort);
+      offClient?.();
       // The consumer stopped early: nothing may keep running upstream.
-      for (const running of this.#live) running.controller.abort();
+      for (const running of this.#live) running.cancel.abort();
     }
   }
 
@@ -270,7 +279,7 @@ class RequestRun {
     const { endpoint } = candidate;
     this.#n += 1;
     this.#tried.add(endpoint);
-    const controller = new AbortController();
+    const cancel = new Cancellation();
     const probe = this.#health.beginAttempt(endpoint);
     const started = performance.now();
     const remaining = this.#options.deadlineMs === null ? Infinity : this.#options.deadlineMs - (started - this.#started);
@@ -282,13 +291,13 @@ class RequestRun {
       normalize: this.#normalizeOptions(endpoint),
       started,
       timeoutMs: Math.max(1, Math.min(endpoint.timeoutMs, remaining)),
-      controller,
+      cancel,
       acceptContentFilter: !this.#options.failoverOnContentFilter,
     });
-    const running = { candidate, n: this.#n, run, controller, started, probe } as Running;
+    const running = { candidate, n: this.#n, run, cancel, started, probe } as Running;
     running.first = run.next().then((step) => ({ running, step }));
     this.#live.add(running);
-    if (this.#abort.aborted) controller.abort();
+    if (this.#abort.aborted) cancel.abort();
     return {
       running,
       event: { type: 'attempt_start', n: this.#n, endpoint: endpoint.name, model: endpoint.model, cooling: candidate.cooling },
@@ -348,7 +357,7 @@ class RequestRun {
         yield { type: 'attempt_abandoned', n: r.n, endpoint: r.candidate.endpoint.name, ms, reason: `${reason} (probe continues)` };
         continue;
       }
-      r.controller.abort();
+      r.cancel.abort();
       await r.first;
       await r.run.return({ kind: 'cancelled' });
       this.#live.delete(r);
@@ -407,23 +416,28 @@ class RequestRun {
         return step.value;
       }
       const event = step.value;
-      if (event.type !== 'chunk') {
+      if (event.type !== 'chunks') {
         yield event;
         continue;
       }
-      let chunk = event.chunk;
-      if (filter) {
+      if (!filter) {
+        for (const chunk of event.chunks) client.stamp(chunk);
+        yield event;
+        continue;
+      }
+      const out: ChatCompletionChunk[] = [];
+      for (const chunk of event.chunks) {
         const fitted = filter.push(chunk);
         if (fitted.kind === 'diverged') {
-          running.controller.abort();
+          if (out.length > 0) yield { type: 'chunks', chunks: out };
+          running.cancel.abort();
           await running.run.return({ kind: 'cancelled' });
           this.#live.delete(running);
           return { kind: 'interrupted', failure: { class: 'stream_interrupted', message: `resume abandoned: ${fitted.why}` } };
         }
-        if (fitted.chunk === null) continue;
-        chunk = fitted.chunk;
+        if (fitted.chunk !== null) out.push(client.stamp(fitted.chunk));
       }
-      yield { type: 'chunk', chunk: client.stamp(chunk) };
+      if (out.length > 0) yield { type: 'chunks', chunks: out };
     }
   }
 
@@ -504,7 +518,7 @@ class RequestRun {
       client.addUsage(outcome.usage);
       usage = client.usage;
       const usageChunk = this.#includeUsage ? client.usageChunk() : null;
-      if (usageChunk) yield { type: 'chunk', chunk: usageChunk };
+      if (usageChunk) yield { type: 'chunks', chunks: [usageChunk] };
     }
     const ttft = Math.round(running.started - this.#started + outcome.ttftMs);
     try {

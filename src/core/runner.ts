@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { jsonrepair } from 'jsonrepair';
 import type { Dispatcher } from 'undici';
 import { UpstreamAttempt } from './attempt.js';
+import type { Cancellation } from './cancellation.js';
 import { failureFromErrorPayload } from './classify.js';
 import { CompletionAggregator, explodeCompletion } from './openai/convert.js';
 import { StreamNormalizer, type NormalizeOptions } from './openai/normalize.js';
@@ -40,7 +41,7 @@ export interface AttemptPlan {
   started: number;
   timeoutMs: number;
   /** Aborting it ends the attempt (client gone, deadline, a hedge that lost). */
-  controller: AbortController;
+  cancel: Cancellation;
   /** `failover_on_content_filter: false`: an empty answer stopped by the filter is the answer. */
   acceptContentFilter: boolean;
 }
@@ -50,7 +51,7 @@ export type AttemptRun = AsyncGenerator<EngineEvent, AttemptOutcome, undefined>;
 export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): AttemptRun {
   const { endpoint, clientStream } = plan;
   const upstreamStream = endpoint.stream ?? clientStream;
-  const attempt = new UpstreamAttempt(endpoint, plan.controller, plan.timeoutMs);
+  const attempt = new UpstreamAttempt(endpoint, plan.cancel, plan.timeoutMs);
   let handedOff = false;
   try {
     const opened = await attempt.open(dispatcher, buildUpstreamBody(plan.body, endpoint, upstreamStream));
@@ -59,12 +60,17 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
       // Some servers stream without the event-stream content type.
       if (opened.text.trimStart().startsWith('data:')) {
         const decoder = new SseDecoder();
-        const events = [...decoder.push(Buffer.from(opened.text)), ...decoder.end()];
-        return yield* consumeStream(plan, attempt, arrayIterator(events));
+        let batch: SseEvent[] | null = [...decoder.push(Buffer.from(opened.text)), ...decoder.end()];
+        const once = (): Promise<SseEvent[] | null> => {
+          const events = batch;
+          batch = null;
+          return Promise.resolve(events);
+        };
+        return yield* consumeStream(plan, attempt, once);
       }
       return yield* answerFromBody(plan, opened.text, opened.contentType);
     }
-    const outcome = yield* consumeStream(plan, attempt, attempt.events());
+    const outcome = yield* consumeStream(plan, attempt, () => attempt.nextEvents());
     if (outcome.kind === 'done' && outcome.drain) handedOff = true;
     return outcome;
   } finally {
@@ -81,7 +87,7 @@ async function* answerFromBody(plan: AttemptPlan, text: string, contentType: str
   yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
   if (plan.clientStream) {
     // Usage reaches the client from the engine, summed over resumed attempts.
-    for (const chunk of explodeCompletion(completion, { includeUsage: false })) yield { type: 'chunk', chunk };
+    yield { type: 'chunks', chunks: explodeCompletion(completion, { includeUsage: false }) };
   } else {
     yield { type: 'completion', completion };
   }
@@ -89,7 +95,8 @@ async function* answerFromBody(plan: AttemptPlan, text: string, contentType: str
   return { kind: 'done', ttftMs, usage: completion.usage ?? null, finishReason: choice?.finish_reason ?? 'stop' };
 }
 
-async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, events: AsyncIterator<SseEvent>): AttemptRun {
+/** `nextEvents` gives the events of one network read at a time, null at the end. */
+async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, nextEvents: () => Promise<SseEvent[] | null>): AttemptRun {
   // Streaming clients get usage from the engine; an aggregated completion carries it itself.
   const normalizer = new StreamNormalizer({ ...plan.normalize, includeUsage: !plan.clientStream });
   const aggregator = plan.clientStream ? null : new CompletionAggregator();
@@ -107,33 +114,38 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
   };
 
   try {
-    for (;;) {
+    reading: for (;;) {
       // The watchdog times the upstream's silence, not our consumer (see hold()).
       if (normalizer.hasToken) attempt.touch();
-      const next = await events.next();
-      if (next.done) break;
-      const event = next.value;
-      if (event.kind === 'comment') continue;
-      if (event.kind === 'bare') {
-        // Chutes writes `{"error": …}` without `data:` when a stream dies.
-        const failure = bareLineFailure(event.line);
-        if (failure) return broken(failure);
-        continue;
+      const events = await nextEvents();
+      if (events === null) break;
+      // Chunks of one read go out together: the client gets them in one write.
+      let out: ChatCompletionChunk[] = [];
+      for (const event of events) {
+        if (event.kind === 'comment') continue;
+        if (event.kind === 'bare') {
+          // Chutes writes `{"error": …}` without `data:` when a stream dies.
+          const failure = bareLineFailure(event.line);
+          if (failure) return broken(failure);
+          continue;
+        }
+        if (event.data === '[DONE]') {
+          sawDone = true;
+          break;
+        }
+        const raw = parseChunk(event.data);
+        if (raw === null) {
+          return broken({ class: 'invalid_response', message: `malformed stream chunk: ${event.data.slice(0, 120)}` });
+        }
+        const inBand = failureFromErrorPayload(raw) ?? finishedWithError(raw);
+        if (inBand) return broken(inBand);
+        const pushed = normalizer.push(raw);
+        if (pushed.length > 0) out = out.length === 0 ? pushed : out.concat(pushed);
       }
-      if (event.data === '[DONE]') {
-        sawDone = true;
-        break;
-      }
-      const raw = parseChunk(event.data);
-      if (raw === null) {
-        return broken({ class: 'invalid_response', message: `malformed stream chunk: ${event.data.slice(0, 120)}` });
-      }
-      const inBand = failureFromErrorPayload(raw) ?? finishedWithError(raw);
-      if (inBand) return broken(inBand);
-      let out = normalizer.push(raw);
       if (!normalizer.hasToken) {
         // E.g. encrypted reasoning_details: real output, but not yet a token to commit on.
         if (out.length > 0) held.push(...out);
+        if (sawDone) break;
         continue;
       }
       if (held.length > 0) out = held.splice(0).concat(out);
@@ -143,14 +155,15 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
       }
       if (aggregator) {
         for (const chunk of out) aggregator.add(chunk);
-        continue;
+      } else if (out.length > 0) {
+        attempt.hold();
+        if (!committed) {
+          committed = true;
+          yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(ttftMs) };
+        }
+        yield { type: 'chunks', chunks: out };
       }
-      attempt.hold();
-      if (!committed) {
-        committed = true;
-        yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(ttftMs) };
-      }
-      for (const chunk of out) yield { type: 'chunk', chunk };
+      if (sawDone) break reading;
     }
   } catch (err) {
     const mapped = attempt.failureFrom(err);
@@ -185,14 +198,14 @@ async function* consumeStream(plan: AttemptPlan, attempt: UpstreamAttempt, event
       // Only an accepted content-filter stop gets here without a token.
       yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: normalizer.model, ttftMs: Math.round(performance.now() - plan.started) };
     }
-    for (const chunk of tail) yield { type: 'chunk', chunk };
+    if (tail.length > 0) yield { type: 'chunks', chunks: tail };
   }
   const outcome: AttemptOutcome = { kind: 'done', ttftMs, usage: normalizer.usage, finishReason };
   if (sawDone) {
     outcome.drain = async () => {
       attempt.drainAfterDone();
       try {
-        while (!(await events.next()).done) {
+        while ((await nextEvents()) !== null) {
           // Discard: the answer is complete.
         }
       } catch {
@@ -247,11 +260,4 @@ function bareLineFailure(line: string): Failure | null {
   } catch {
     return null;
   }
-}
-
-function arrayIterator<T>(items: readonly T[]): AsyncIterator<T> {
-  let i = 0;
-  return {
-    next: () => Promise.resolve(i < items.length ? { done: false, value: items[i++]! } : { done: true, value: undefined }),
-  };
 }

@@ -256,10 +256,14 @@ export interface CommitEvent {
   ttftMs: number;
 }
 
-/** A normalized output chunk; emitted only for streaming requests, after commit. */
-export interface ChunkEvent {
-  type: 'chunk';
-  chunk: ChatCompletionChunk;
+/**
+ * Normalized output chunks, never an empty list; emitted only for streaming
+ * requests, after commit. One event carries what one upstream read brought,
+ * so a consumer can write them to its client at once.
+ */
+export interface ChunksEvent {
+  type: 'chunks';
+  chunks: ChatCompletionChunk[];
 }
 
 /** The final answer of a non-streaming request. */
@@ -336,7 +340,7 @@ export type EngineEvent =
   | ResumeEvent
   | AttemptFailedEvent
   | CommitEvent
-  | ChunkEvent
+  | ChunksEvent
   | CompletionEvent
   | DoneEvent
   | InterruptedEvent

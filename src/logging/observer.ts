@@ -45,10 +45,13 @@ export class LogObserver implements EngineObserver {
         pending.answering = event.n;
         return;
       }
-      case 'chunk':
+      case 'chunks':
         if (this.#logger.enabled('debug')) {
-          const delta = event.chunk.choices[0]?.delta;
-          if (typeof delta?.content === 'string') this.#pendingFor(context).answer += delta.content;
+          const pending = this.#pendingFor(context);
+          for (const chunk of event.chunks) {
+            const delta = chunk.choices[0]?.delta;
+            if (typeof delta?.content === 'string') pending.answer += delta.content;
+          }
         }
         return;
       case 'completion':

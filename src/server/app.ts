@@ -6,6 +6,7 @@
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Cancellation } from '../core/cancellation.js';
 import type { FailoverEngine } from '../core/engine.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import type { EngineEvent } from '../core/types.js';
@@ -155,9 +156,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       return sendError(res, 404, `The model (group) '${body.model}' does not exist. ${known}.`, 'invalid_request_error', 'model_not_found', 'model', headers);
     }
 
-    const controller = new AbortController();
+    const cancellation = new Cancellation();
     const onClose = (): void => {
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) cancellation.abort();
     };
     res.once('close', onClose);
     const context: RequestContext = {
@@ -169,12 +170,24 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       messages: body.messages,
     };
     const stream = body.stream === true;
-    const events = options.engine.run({ requestId, group, body, signal: controller.signal });
+    const events = options.engine.run({ requestId, group, body, signal: cancellation });
     let completionId: string | undefined;
+    // What one upstream read brings (the head, chunks, the end) leaves in one
+    // write: the socket is corked until the events of this tick are written.
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      res.uncork();
+    };
     for await (const event of events) {
       for (const observer of observers) observer.onEvent(context, event);
       if (res.destroyed) continue;
       if (stream) {
+        if (!corked) {
+          corked = true;
+          res.cork();
+          process.nextTick(uncork);
+        }
         const wrote = writeStreamEvent(res, headers, event, route);
         if (wrote === false) await drained(res, clientStallTimeout);
       } else {
@@ -189,13 +202,16 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       case 'commit':
         headers['x-failproxy-endpoint'] = event.endpoint;
         headers['x-failproxy-attempts'] = String(event.n);
-        res.writeHead(200, { ...headers, ...SSE_HEADERS });
+        res.writeHead(200, Object.assign(headers, SSE_HEADERS));
         res.flushHeaders();
         return true;
-      case 'chunk': {
-        const payload = route === 'chat' ? event.chunk : toTextCompletionChunk(event.chunk);
-        if (payload === null) return true;
-        return res.write(`data: ${JSON.stringify(payload)}\n\n`);
+      case 'chunks': {
+        let text = '';
+        for (const chunk of event.chunks) {
+          const payload = route === 'chat' ? chunk : toTextCompletionChunk(chunk);
+          if (payload !== null) text += `data: ${JSON.stringify(payload)}\n\n`;
+        }
+        return text === '' ? true : res.write(text);
       }
       case 'done':
         res.end(DONE);
@@ -232,7 +248,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       }
       case 'done':
         if (pending !== undefined && !res.headersSent) {
-          res.writeHead(200, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(pending) });
+          headers['content-type'] = 'application/json';
+          headers['content-length'] = String(Buffer.byteLength(pending));
+          res.writeHead(200, headers);
           res.end(pending);
         }
         return undefined;

@@ -169,12 +169,14 @@ export function askReducer(state: AskState, action: AskAction): AskState {
         endpoint: action.endpoint,
         model: action.model,
       };
-    case 'chunk': {
+    case 'chunks': {
       let next = state;
-      const delta = action.chunk.choices[0]?.delta;
-      if (typeof delta?.reasoning_content === 'string') next = appendText(next, 'reasoning', delta.reasoning_content);
-      if (typeof delta?.content === 'string') next = appendText(next, 'content', delta.content);
-      if (action.chunk.usage) next = { ...next, usage: action.chunk.usage };
+      for (const chunk of action.chunks) {
+        const delta = chunk.choices[0]?.delta;
+        if (typeof delta?.reasoning_content === 'string') next = appendText(next, 'reasoning', delta.reasoning_content);
+        if (typeof delta?.content === 'string') next = appendText(next, 'content', delta.content);
+        if (chunk.usage) next = { ...next, usage: chunk.usage };
+      }
       return next;
     }
     case 'completion': {

@@ -14,7 +14,7 @@ const engine = rig.engine();
 const upstream = rig.upstream;
 
 function chunks(events: EngineEvent[]): ChatCompletionChunk[] {
-  return events.flatMap((e) => (e.type === 'chunk' ? [e.chunk] : []));
+  return events.flatMap((e) => (e.type === 'chunks' ? e.chunks : []));
 }
 
 function completionOf(events: EngineEvent[]) {
@@ -102,7 +102,7 @@ describe('client non-stream, endpoint stream: true (aggregated)', () => {
     const up = await upstream(json(completionBody('x')));
     const events = await runAll(engine, group('g', [endpoint(up.baseurl)]), chatRequest());
     assert.ok(events.some((e) => e.type === 'completion'));
-    assert.ok(!events.some((e) => e.type === 'chunk'));
+    assert.ok(!events.some((e) => e.type === 'chunks'));
     assert.equal(up.requests[0]?.body.stream, false);
   });
 });

@@ -128,7 +128,7 @@ describe('all endpoints failed', () => {
     const events = await runAll(engine, group('think-stream', eps), chatRequest({ stream: true }));
     const end = last(events);
     assert.equal(end.type, 'failed');
-    assert.ok(!events.some((e) => e.type === 'chunk' || e.type === 'commit'));
+    assert.ok(!events.some((e) => e.type === 'chunks' || e.type === 'commit'));
     if (end.type !== 'failed') throw new Error('unreachable');
     assert.equal(end.headers['x-should-retry'], 'false');
     assert.equal(end.error.error.code, 'all_endpoints_failed');

@@ -225,7 +225,7 @@ describe('after commit', () => {
     assert.equal(streamedContent(events), sentText);
     // Never spliced with another endpoint's text.
     assert.ok(!events.some((e) => e.type === 'attempt_start' && e.endpoint === 'good'));
-    assert.ok(!events.some((e) => e.type === 'chunk' && e.chunk.choices[0]?.finish_reason));
+    assert.ok(!events.some((e) => e.type === 'chunks' && e.chunks.some((c) => c.choices[0]?.finish_reason)));
   }
 
   it('a cut after K deltas ends with an in-band stream_interrupted error', async () => {

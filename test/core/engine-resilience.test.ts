@@ -52,7 +52,7 @@ const rejectsPrefill = (_n: number, req: ReceivedRequest): Behaviour =>
   lastMessage(req)?.role === 'assistant' ? json({ error: { message: 'assistant prefill is not supported' } }, 400) : sse(wordsItems(WORDS));
 
 function assertOneCleanStream(events: EngineEvent[]) {
-  const chunks = events.flatMap((e) => (e.type === 'chunk' ? [e.chunk] : []));
+  const chunks = events.flatMap((e) => (e.type === 'chunks' ? e.chunks : []));
   assert.equal(new Set(chunks.map((c) => c.id)).size, 1, 'one id');
   assert.equal(chunks.filter((c) => c.choices[0]?.delta.role === 'assistant').length, 1, 'one role chunk');
   assert.equal(chunks.filter((c) => c.choices[0]?.finish_reason).length, 1, 'one finish_reason');
@@ -130,7 +130,7 @@ describe('mid-stream resume', () => {
       assert.ok(resume?.type === 'resume');
       assert.equal(resume.mode, name.includes('rejects') ? 'restart' : 'prefill');
       assert.equal(resume.reusedChars, WORDS.slice(0, 40).join('').length);
-      const usage = events.flatMap((e) => (e.type === 'chunk' && e.chunk.usage ? [e.chunk.usage] : []));
+      const usage = events.flatMap((e) => (e.type === 'chunks' ? e.chunks.flatMap((c) => (c.usage ? [c.usage] : [])) : []));
       assert.equal(usage.length, 1, 'one usage chunk');
     });
   }

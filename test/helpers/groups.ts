@@ -54,7 +54,7 @@ export async function runAll(
 export function streamedContent(events: EngineEvent[]): string {
   let text = '';
   for (const e of events) {
-    if (e.type === 'chunk') text += e.chunk.choices[0]?.delta.content ?? '';
+    if (e.type === 'chunks') for (const c of e.chunks) text += c.choices[0]?.delta.content ?? '';
   }
   return text;
 }
@@ -62,7 +62,7 @@ export function streamedContent(events: EngineEvent[]): string {
 export function streamedReasoning(events: EngineEvent[]): string {
   let text = '';
   for (const e of events) {
-    if (e.type === 'chunk') text += e.chunk.choices[0]?.delta.reasoning_content ?? '';
+    if (e.type === 'chunks') for (const c of e.chunks) text += c.choices[0]?.delta.reasoning_content ?? '';
   }
   return text;
 }

@@ -69,7 +69,7 @@ export function chunk(delta: Delta, finish: FinishReason | null = null, usage?: 
     choices: usage ? [] : [{ index: 0, delta, finish_reason: finish }],
   };
   if (usage) c.usage = usage;
-  return { type: 'chunk', chunk: c };
+  return { type: 'chunks', chunks: [c] };
 }
 
 export const record = (

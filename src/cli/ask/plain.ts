@@ -42,13 +42,14 @@ export class PlainAskOutput implements AskRenderer {
   onEvent(event: EngineEvent): void {
     this.#state = askReducer(askReducer(this.#state, { type: 'tick', now: performance.now() }), event);
     switch (event.type) {
-      case 'chunk': {
-        this.#aggregator.add(event.chunk);
-        const delta = event.chunk.choices[0]?.delta;
-        if (typeof delta?.reasoning_content === 'string') this.#reasoning(delta.reasoning_content);
-        if (typeof delta?.content === 'string') this.#answer(delta.content);
+      case 'chunks':
+        for (const chunk of event.chunks) {
+          this.#aggregator.add(chunk);
+          const delta = chunk.choices[0]?.delta;
+          if (typeof delta?.reasoning_content === 'string') this.#reasoning(delta.reasoning_content);
+          if (typeof delta?.content === 'string') this.#answer(delta.content);
+        }
         return;
-      }
       case 'completion': {
         this.#completion = event.completion;
         const message = event.completion.choices[0]?.message;
