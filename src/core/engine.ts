@@ -166,44 +166,54 @@ class RequestRun {
         this.#abort.abort();
       }, this.#options.deadlineMs);
     }
+    // One generator from here to the attempt: every level of `yield*` costs
+    // each event a few promise turns.
     try {
-      yield* this.#serve();
+      const winner = yield* this.#untilCommit();
+      if (!winner) return;
+      const { running, commit } = winner;
+      yield commit;
+      const client = new ClientStream(this.#clientStream && this.#options.resume);
+      // Forward the winner's output until it ends (a resume pipes through a filter instead).
+      let outcome: AttemptOutcome;
+      for (;;) {
+        const step = await running.run.next();
+        if (step.done) {
+          this.#live.delete(running);
+          outcome = step.value;
+          break;
+        }
+        const event = step.value;
+        if (event.type === 'chunks') for (const chunk of event.chunks) client.stamp(chunk);
+        yield event;
+      }
+      const endpoint = running.candidate.endpoint;
+      switch (outcome.kind) {
+        case 'done':
+          yield* this.#finishDone(running, outcome, client);
+          return;
+        case 'cancelled':
+          yield* this.#endAborted(endpoint, true);
+          return;
+        case 'interrupted':
+        case 'failed': {
+          yield this.#recordFailure(running, outcome.failure, true);
+          if (!this.#canResume(client)) {
+            yield this.#interrupted(endpoint, outcome.failure);
+            return;
+          }
+          const resumed = yield* this.#resume(running.candidate, outcome.failure, client);
+          if (resumed === null) return;
+          if (resumed.outcome.kind === 'done') yield* this.#finishDone(resumed.running, resumed.outcome, client);
+          else yield* this.#endAborted(resumed.running.candidate.endpoint, true);
+          return;
+        }
+      }
     } finally {
       clearTimeout(this.#deadlineTimer);
       offClient?.();
       // The consumer stopped early: nothing may keep running upstream.
       for (const running of this.#live) running.cancel.abort();
-    }
-  }
-
-  async *#serve(): AsyncGenerator<EngineEvent, void, undefined> {
-    const winner = yield* this.#untilCommit();
-    if (!winner) return;
-    const { running, commit } = winner;
-    yield commit;
-    const client = new ClientStream(this.#clientStream && this.#options.resume);
-    const outcome = yield* this.#pipe(running, client, null);
-    const endpoint = running.candidate.endpoint;
-    switch (outcome.kind) {
-      case 'done':
-        yield* this.#finishDone(running, outcome, client);
-        return;
-      case 'cancelled':
-        yield* this.#endAborted(endpoint, true);
-        return;
-      case 'interrupted':
-      case 'failed': {
-        yield this.#recordFailure(running, outcome.failure, true);
-        if (!this.#canResume(client)) {
-          yield this.#interrupted(endpoint, outcome.failure);
-          return;
-        }
-        const resumed = yield* this.#resume(running.candidate, outcome.failure, client);
-        if (resumed === null) return;
-        if (resumed.outcome.kind === 'done') yield* this.#finishDone(resumed.running, resumed.outcome, client);
-        else yield* this.#endAborted(resumed.running.candidate.endpoint, true);
-        return;
-      }
     }
   }
 
@@ -407,8 +417,8 @@ class RequestRun {
   // -------------------------------------------------------------------------
   // After commit.
 
-  /** Forward one attempt's output to the client until it ends. */
-  async *#pipe(running: Running, client: ClientStream, filter: ResumeFilter | null): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
+  /** Forward a resumed attempt's output, fitted to what the client already has, until it ends. */
+  async *#pipe(running: Running, client: ClientStream, filter: ResumeFilter): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
     for (;;) {
       const step = await running.run.next();
       if (step.done) {
@@ -417,11 +427,6 @@ class RequestRun {
       }
       const event = step.value;
       if (event.type !== 'chunks') {
-        yield event;
-        continue;
-      }
-      if (!filter) {
-        for (const chunk of event.chunks) client.stamp(chunk);
         yield event;
         continue;
       }

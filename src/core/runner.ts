@@ -68,7 +68,9 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
         };
         return yield* consumeStream(plan, attempt, once);
       }
-      return yield* answerFromBody(plan, opened.text, opened.contentType);
+      const answer = answerFromBody(plan, opened.text, opened.contentType);
+      for (const event of answer.events) yield event;
+      return answer.outcome;
     }
     const outcome = yield* consumeStream(plan, attempt, () => attempt.nextEvents());
     if (outcome.kind === 'done' && outcome.drain) handedOff = true;
@@ -78,21 +80,22 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
   }
 }
 
-/** A complete upstream body: validate, then answer as a completion or as a replayed stream. */
-async function* answerFromBody(plan: AttemptPlan, text: string, contentType: string): AttemptRun {
+/**
+ * A complete upstream body: validate, then answer as a completion or as a
+ * replayed stream. Synchronous, so its events cost no generator of their own.
+ */
+function answerFromBody(plan: AttemptPlan, text: string, contentType: string): { events: EngineEvent[]; outcome: AttemptOutcome } {
   const verdict = judgeCompletionBody(text, contentType, plan.normalize, plan.acceptContentFilter);
-  if ('failure' in verdict) return { kind: 'failed', failure: verdict.failure };
+  if ('failure' in verdict) return { events: [], outcome: { kind: 'failed', failure: verdict.failure } };
   const { completion } = verdict;
   const ttftMs = performance.now() - plan.started;
-  yield { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
-  if (plan.clientStream) {
-    // Usage reaches the client from the engine, summed over resumed attempts.
-    yield { type: 'chunks', chunks: explodeCompletion(completion, { includeUsage: false }) };
-  } else {
-    yield { type: 'completion', completion };
-  }
+  const commit: EngineEvent = { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(ttftMs) };
+  // Usage reaches a streaming client from the engine, summed over resumed attempts.
+  const answer: EngineEvent = plan.clientStream
+    ? { type: 'chunks', chunks: explodeCompletion(completion, { includeUsage: false }) }
+    : { type: 'completion', completion };
   const choice = completion.choices[0];
-  return { kind: 'done', ttftMs, usage: completion.usage ?? null, finishReason: choice?.finish_reason ?? 'stop' };
+  return { events: [commit, answer], outcome: { kind: 'done', ttftMs, usage: completion.usage ?? null, finishReason: choice?.finish_reason ?? 'stop' } };
 }
 
 /** `nextEvents` gives the events of one network read at a time, null at the end. */
