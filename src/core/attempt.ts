@@ -206,8 +206,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     if (this.#aborted) controller.abort(new Error('attempt ended'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // undici keeps the raw header Buffers on the controller for the request's life; we have them parsed.
+    controller.rawHeaders = null;
     if (statusCode < 200) return; // 1xx: the real head follows.
+    // No resend after a head: the request (and its body) need not be kept.
+    this.#options = undefined;
     this.#status = statusCode;
     this.#contentType = headerValue(headers['content-type']) ?? '';
     if (statusCode >= 300) {

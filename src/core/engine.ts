@@ -318,7 +318,8 @@ class RequestRun {
     return {
       reasoning: this.#group.reasoning,
       thinkOpen: endpoint.thinkOpen === true,
-      includeUsage: false,
+      // Streaming clients get usage from the engine (summed over resumes); a completion carries its own.
+      includeUsage: !this.#clientStream,
       fallbackId: `chatcmpl-${this.#request.requestId}`,
       fallbackCreated: Math.floor(Date.now() / 1000),
       fallbackModel: endpoint.model,

@@ -72,7 +72,7 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
     }
 
     // The stream, read by one generator (each level of `yield*` costs every event).
-    const reading = new StreamReading({ ...plan, endpointName: endpoint.name });
+    const reading = new StreamReading(plan);
     try {
       while (!reading.sawDone) {
         // The watchdog times the upstream's silence, not our consumer (see hold()).

@@ -19,9 +19,10 @@ export type ReadingEnd =
   | { kind: 'interrupted'; failure: Failure }
   | { kind: 'done'; ttftMs: number; usage: Usage | null; finishReason: FinishReason };
 
+/** What it needs of the attempt's plan (runner.ts passes the plan itself). */
 export interface ReadingPlan {
   n: number;
-  endpointName: string;
+  endpoint: { name: string };
   clientStream: boolean;
   normalize: NormalizeOptions;
   /** performance.now() when the attempt started. */
@@ -45,8 +46,7 @@ export class StreamReading {
 
   constructor(plan: ReadingPlan) {
     this.#plan = plan;
-    // Streaming clients get usage from the engine; an aggregated completion carries it itself.
-    this.#normalizer = new StreamNormalizer({ ...plan.normalize, includeUsage: !plan.clientStream });
+    this.#normalizer = new StreamNormalizer(plan.normalize);
     this.#aggregator = plan.clientStream ? null : new CompletionAggregator();
   }
 
@@ -102,7 +102,7 @@ export class StreamReading {
   commit(): EngineEvent {
     this.committed = true;
     const ttftMs = this.ttftMs === 0 ? performance.now() - this.#plan.started : this.ttftMs;
-    return { type: 'commit', n: this.#plan.n, endpoint: this.#plan.endpointName, model: this.#normalizer.model, ttftMs: Math.round(ttftMs) };
+    return { type: 'commit', n: this.#plan.n, endpoint: this.#plan.endpoint.name, model: this.#normalizer.model, ttftMs: Math.round(ttftMs) };
   }
 
   /** The stream ended (its body, or `[DONE]`): the last events and how the attempt ended. */
@@ -129,7 +129,7 @@ export class StreamReading {
       for (const chunk of tail) this.#aggregator.add(chunk);
       const completion = this.#aggregator.result();
       events.push(
-        { type: 'commit', n: plan.n, endpoint: plan.endpointName, model: completion.model, ttftMs: Math.round(this.ttftMs) },
+        { type: 'commit', n: plan.n, endpoint: plan.endpoint.name, model: completion.model, ttftMs: Math.round(this.ttftMs) },
         { type: 'completion', completion },
       );
     } else {

@@ -75,6 +75,9 @@ export class JsonlLogger {
    */
   #pending = '';
   #flushTimer: NodeJS.Timeout | undefined;
+  /** The last line's time and its ISO form: lines of one millisecond share it. */
+  #stampMs = NaN;
+  #stamp = '';
 
   constructor(opts: JsonlLoggerOptions) {
     this.dir = opts.dir;
@@ -110,8 +113,12 @@ export class JsonlLogger {
         return;
       }
       // The record's own JSON with ts and level spliced in front: no object copy per line.
+      if (t !== this.#stampMs) {
+        this.#stampMs = t;
+        this.#stamp = date.toISOString();
+      }
       const body = JSON.stringify(record);
-      this.#pending += `{"ts":"${date.toISOString()}","level":"${level}"${body.length > 2 ? ',' : ''}${body.slice(1)}\n`;
+      this.#pending += `{"ts":"${this.#stamp}","level":"${level}"${body.length > 2 ? ',' : ''}${body.slice(1)}\n`;
       if (this.#pending.length >= FLUSH_BYTES) this.#flush();
       else this.#flushTimer ??= setTimeout(() => this.#flush(), FLUSH_MS).unref();
     } catch (err) {

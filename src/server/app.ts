@@ -78,7 +78,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const connectionsCheckingInterval = Math.max(50, Math.min(30_000, Math.floor(Math.min(headersTimeout, requestTimeout) / 4)));
   const server = createServer({ connectionsCheckingInterval }, (req, res) => {
     inFlight += 1;
-    res.once('close', () => {
+    res.on('close', () => {
       inFlight -= 1;
       if (inFlight === 0) for (const resolve of idle.splice(0)) resolve();
     });
@@ -160,7 +160,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const onClose = (): void => {
       if (!res.writableFinished) cancellation.abort();
     };
-    res.once('close', onClose);
+    res.on('close', onClose);
     const context: RequestContext = {
       requestId,
       group: group.name,

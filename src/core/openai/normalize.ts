@@ -26,6 +26,9 @@ interface ToolSlot {
   heldArgs: string;
 }
 
+/** `out` between calls: frozen, so a chunk built outside push/end fails loudly. */
+const NO_OUTPUT = Object.freeze([]) as unknown as ChatCompletionChunk[];
+
 const enum Kind {
   None,
   Reasoning,
@@ -65,7 +68,7 @@ export class StreamNormalizer {
   private toolEmitted = false;
 
   /** Chunks being built by the current `push`/`end` call. */
-  private out: ChatCompletionChunk[] = [];
+  private out: ChatCompletionChunk[] = NO_OUTPUT;
   private cur: Delta | null = null;
   private curKind = Kind.None;
 
@@ -113,7 +116,9 @@ export class StreamNormalizer {
     if (isJsonObject(delta)) this.readDelta(delta);
     const finish = choice.finish_reason;
     if (typeof finish === 'string' && finish !== '') this.finish(finish);
+    // Nothing of this call may outlive it here: the stream can stay open for minutes.
     this.cur = null;
+    this.out = NO_OUTPUT;
     return out;
   }
 
@@ -134,7 +139,9 @@ export class StreamNormalizer {
         usage: this._usage,
       });
     }
+    // Nothing of this call may outlive it here: the stream can stay open for minutes.
     this.cur = null;
+    this.out = NO_OUTPUT;
     return out;
   }
 
