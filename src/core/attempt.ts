@@ -85,13 +85,15 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #status = 0;
   #contentType = '';
   #retryAfterMs: number | undefined;
-  #parts: Buffer[] = [];
+  /** The body of an error or a complete answer (not made for an event stream). */
+  #parts: Buffer[] | null = null;
   #size = 0;
   #settle: ((result: OpenResult) => void) | null = null;
 
-  // The event stream: batches of decoded events, one per network read.
+  // The event stream: decoded events the consumer has not taken yet (those of
+  // one read, usually), and the bytes they came in.
   #decoder: SseDecoder | null = null;
-  #batches: SseEvent[][] = [];
+  #pending: SseEvent[] | null = null;
   #queuedBytes = 0;
   #paused = false;
   #ended = false;
@@ -129,13 +131,12 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    */
   async nextEvents(): Promise<SseEvent[] | null> {
     for (;;) {
-      const batch = this.#batches.shift();
-      if (batch !== undefined) {
-        if (this.#batches.length === 0) {
-          this.#queuedBytes = 0;
-          this.#resumeUpstream();
-        }
-        return batch;
+      const events = this.#pending;
+      if (events !== null) {
+        this.#pending = null;
+        this.#queuedBytes = 0;
+        this.#resumeUpstream();
+        return events;
       }
       if (this.#error !== null) throw this.#error;
       if (this.#ended) return null;
@@ -143,6 +144,15 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       this.#resumeUpstream();
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+  }
+
+  /**
+   * An event stream that came as a plain body (some servers stream without the
+   * event-stream content type): `nextEvents` gives these, then the end.
+   */
+  replay(events: SseEvent[]): void {
+    this.#pending = events.length > 0 ? events : null;
+    this.#ended = true;
   }
 
   /** The first token arrived: from now on the watchdog bounds silence between chunks. */
@@ -230,10 +240,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     switch (this.#mode) {
       case 'sse': {
-        const events = this.#decoder!.push(chunk);
-        if (events.length > 0) this.#batches.push(events);
+        this.#queue(this.#decoder!.push(chunk));
         this.#queuedBytes += chunk.length;
-        if (this.#queuedBytes > HIGH_WATER && this.#batches.length > 0 && !this.#paused) {
+        if (this.#queuedBytes > HIGH_WATER && this.#pending !== null && !this.#paused) {
           this.#paused = true;
           controller.pause();
         }
@@ -241,17 +250,17 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
         return;
       }
       case 'error':
-        this.#parts.push(chunk);
+        (this.#parts ??= []).push(chunk);
         this.#size += chunk.length;
         // Enough to say why it failed; the rest is not worth the wait.
         if (this.#size >= MAX_ERROR_BODY) this.#finishError();
         return;
       case 'body':
-        this.#parts.push(chunk);
+        (this.#parts ??= []).push(chunk);
         this.#size += chunk.length;
         if (this.#size > MAX_ANSWER_BODY) {
           this.#mode = 'done';
-          this.#parts = [];
+          this.#parts = null;
           this.#resolve({ kind: 'failure', failure: { class: 'invalid_response', message: `response body larger than ${MAX_ANSWER_BODY / 1024 / 1024} MiB` } });
           this.#abort();
         }
@@ -266,8 +275,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     switch (this.#mode) {
       case 'sse': {
         this.#mode = 'done';
-        const events = this.#decoder!.end();
-        if (events.length > 0) this.#batches.push(events);
+        this.#queue(this.#decoder!.end());
         this.#ended = true;
         this.#wakeConsumer();
         return;
@@ -327,9 +335,15 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   #text(): string {
-    const text = this.#parts.length === 1 ? this.#parts[0]!.toString('utf8') : Buffer.concat(this.#parts).toString('utf8');
-    this.#parts = [];
-    return text;
+    const parts = this.#parts ?? [];
+    this.#parts = null;
+    return parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
+  }
+
+  #queue(events: SseEvent[]): void {
+    if (events.length === 0) return;
+    if (this.#pending === null) this.#pending = events;
+    else for (const event of events) this.#pending.push(event);
   }
 
   #resolve(result: OpenResult): void {

@@ -9,13 +9,18 @@
  */
 export class Cancellation {
   aborted = false;
-  readonly #listeners = new Set<() => void>();
+  /**
+   * Usually one listener: an exact-size array, not a Set or a pushed-to array
+   * (either keeps room for ~16 for as long as the stream stays open).
+   */
+  #listeners: Array<() => void> | null = null;
 
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
-    for (const listener of [...this.#listeners]) listener();
-    this.#listeners.clear();
+    const listeners = this.#listeners ?? [];
+    this.#listeners = null;
+    for (const listener of listeners) listener();
   }
 
   /** Call `listener` on abort (at once if already aborted); returns the way to unsubscribe. */
@@ -24,8 +29,10 @@ export class Cancellation {
       listener();
       return () => {};
     }
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.#listeners = this.#listeners === null ? [listener] : [...this.#listeners, listener];
+    return () => {
+      if (this.#listeners !== null) this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
   }
 }
 

@@ -126,8 +126,10 @@ class RequestRun {
   readonly #queue: Candidate[];
   /** Set when the client goes away or the deadline passes; aborts every live attempt. */
   readonly #abort = new Cancellation();
-  readonly #live = new Set<Running>();
-  readonly #tried = new Set<Endpoint>();
+  // One or two entries each: exact-size arrays replaced on change, not Sets or
+  // pushed-to arrays (room for ~16 kept for as long as a stream stays open).
+  #live: Running[] = [];
+  #tried: Endpoint[] = [];
   #deadlineHit = false;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #n = 0;
@@ -179,7 +181,7 @@ class RequestRun {
       for (;;) {
         const step = await running.run.next();
         if (step.done) {
-          this.#live.delete(running);
+          this.#live = without(this.#live, running);
           outcome = step.value;
           break;
         }
@@ -266,7 +268,7 @@ class RequestRun {
         yield* this.#abandon(running, 'another endpoint answered first');
         return { running: attempt, commit: step.value };
       }
-      this.#live.delete(attempt);
+      this.#live = without(this.#live, attempt);
       const outcome = step.value;
       // An attempt always commits before it is done; a finish without one proves nothing.
       if (outcome.kind === 'cancelled' || outcome.kind === 'done') continue;
@@ -288,7 +290,7 @@ class RequestRun {
   #start(candidate: Candidate, body: ChatRequest = this.#request.body): { running: Running; event: EngineEvent } {
     const { endpoint } = candidate;
     this.#n += 1;
-    this.#tried.add(endpoint);
+    if (!this.#tried.includes(endpoint)) this.#tried = [...this.#tried, endpoint];
     const cancel = new Cancellation();
     const probe = this.#health.beginAttempt(endpoint);
     const started = performance.now();
@@ -306,7 +308,7 @@ class RequestRun {
     });
     const running = { candidate, n: this.#n, run, cancel, started, probe } as Running;
     running.first = run.next().then((step) => ({ running, step }));
-    this.#live.add(running);
+    this.#live = [...this.#live, running];
     if (this.#abort.aborted) cancel.abort();
     return {
       running,
@@ -371,7 +373,7 @@ class RequestRun {
       r.cancel.abort();
       await r.first;
       await r.run.return({ kind: 'cancelled' });
-      this.#live.delete(r);
+      this.#live = without(this.#live, r);
       this.#health.releaseAttempt(r.candidate.endpoint);
       const ms = Math.round(performance.now() - r.started);
       this.#records.push({ endpoint: r.candidate.endpoint.name, class: null, status: null, message: reason, ms });
@@ -380,7 +382,7 @@ class RequestRun {
   }
 
   #finishProbeInBackground(running: Running): void {
-    this.#live.delete(running);
+    this.#live = without(this.#live, running);
     const { endpoint } = running.candidate;
     const finish = async (): Promise<void> => {
       let { step } = await running.first;
@@ -423,7 +425,7 @@ class RequestRun {
     for (;;) {
       const step = await running.run.next();
       if (step.done) {
-        this.#live.delete(running);
+        this.#live = without(this.#live, running);
         return step.value;
       }
       const event = step.value;
@@ -438,7 +440,7 @@ class RequestRun {
           if (out.length > 0) yield { type: 'chunks', chunks: out };
           running.cancel.abort();
           await running.run.return({ kind: 'cancelled' });
-          this.#live.delete(running);
+          this.#live = without(this.#live, running);
           return { kind: 'interrupted', failure: { class: 'stream_interrupted', message: `resume abandoned: ${fitted.why}` } };
         }
         if (fitted.chunk !== null) out.push(client.stamp(fitted.chunk));
@@ -469,7 +471,7 @@ class RequestRun {
     if (sameDelay !== null && this.#budget.allows(endpointKey(broken.endpoint))) {
       candidates.push({ ...broken, retry: broken.retry + 1, notBefore: performance.now() + sameDelay });
     }
-    for (const candidate of this.#queue) if (!this.#tried.has(candidate.endpoint)) candidates.push(candidate);
+    for (const candidate of this.#queue) if (!this.#tried.includes(candidate.endpoint)) candidates.push(candidate);
 
     for (const candidate of candidates) {
       let mode: ResumeMode = client.content === '' || candidate.endpoint.prefill === false ? 'restart' : 'prefill';
@@ -487,7 +489,7 @@ class RequestRun {
         const first = await running.first;
         let outcome: AttemptOutcome;
         if (first.step.done) {
-          this.#live.delete(running);
+          this.#live = without(this.#live, running);
           outcome = first.step.value;
         } else {
           yield { type: 'resume', n: running.n, endpoint: candidate.endpoint.name, mode, reusedChars: mode === 'prefill' ? client.content.length : client.content.length || client.reasoning.length };
@@ -566,6 +568,10 @@ class RequestRun {
       usage,
     };
   }
+}
+
+function without<T>(list: T[], item: T): T[] {
+  return list.includes(item) ? list.filter((x) => x !== item) : list;
 }
 
 /**

@@ -12,7 +12,7 @@ import { explodeCompletion } from './openai/convert.js';
 import type { NormalizeOptions } from './openai/normalize.js';
 import { buildUpstreamBody, judgeCompletionBody } from './request.js';
 import { StreamReading } from './stream-reading.js';
-import { SseDecoder, type SseEvent } from './sse.js';
+import { SseDecoder } from './sse.js';
 import type { ChatRequest, Endpoint, EngineEvent, Failure, FinishReason, Usage } from './types.js';
 
 export type AttemptOutcome =
@@ -54,7 +54,6 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
   try {
     const opened = await attempt.open(dispatcher, buildUpstreamBody(plan.body, endpoint, upstreamStream));
     if (opened.kind === 'failure' || opened.kind === 'cancelled') return opened.kind === 'failure' ? { kind: 'failed', failure: opened.failure } : opened;
-    let nextEvents = (): Promise<SseEvent[] | null> => attempt.nextEvents();
     if (opened.kind === 'body') {
       // Some servers stream without the event-stream content type.
       if (!opened.text.trimStart().startsWith('data:')) {
@@ -63,12 +62,7 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
         return answer.outcome;
       }
       const decoder = new SseDecoder();
-      let batch: SseEvent[] | null = [...decoder.push(Buffer.from(opened.text)), ...decoder.end()];
-      nextEvents = () => {
-        const events = batch;
-        batch = null;
-        return Promise.resolve(events);
-      };
+      attempt.replay([...decoder.push(Buffer.from(opened.text)), ...decoder.end()]);
     }
 
     // The stream, read by one generator (each level of `yield*` costs every event).
@@ -77,7 +71,7 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
       while (!reading.sawDone) {
         // The watchdog times the upstream's silence, not our consumer (see hold()).
         if (reading.hasToken) attempt.touch();
-        const events = await nextEvents();
+        const events = await attempt.nextEvents();
         if (events === null) break;
         const hadToken = reading.ttftMs !== 0;
         const out = reading.read(events);
@@ -102,7 +96,7 @@ export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): At
       drain: async () => {
         attempt.drainAfterDone();
         try {
-          while ((await nextEvents()) !== null) {
+          while ((await attempt.nextEvents()) !== null) {
             // Discard: the answer is complete.
           }
         } catch {

@@ -11,9 +11,13 @@ import type { JsonlLogger, LogRecordInput } from './writer.js';
 
 type Stamped<T> = Omit<T, 'ts' | 'level'>;
 
+/** What a request's lines need from earlier events; kept small, it lives as long as the stream. */
 interface Pending {
-  attempts: Stamped<AttemptRecordLine>[];
-  ttft: Map<number, number>;
+  /** The attempt lines for the chain line; null when nobody prints it. */
+  attempts: Stamped<AttemptRecordLine>[] | null;
+  /** The last attempt that committed and its first-token ms (attempts commit one after another). */
+  ttftN: number;
+  ttftMs: number;
   answer: string;
   /** The attempt that is answering now (committed, or resumed). */
   answering: number;
@@ -37,11 +41,12 @@ export class LogObserver implements EngineObserver {
   onEvent(context: RequestContext, event: EngineEvent): void {
     switch (event.type) {
       case 'attempt_start':
-        if (event.n === 1) this.#pending.set(context.requestId, { attempts: [], ttft: new Map(), answer: '', answering: 0 });
+        if (event.n === 1) this.#pending.set(context.requestId, this.#newPending());
         return;
       case 'commit': {
         const pending = this.#pendingFor(context);
-        pending.ttft.set(event.n, event.ttftMs);
+        pending.ttftN = event.n;
+        pending.ttftMs = event.ttftMs;
         pending.answering = event.n;
         return;
       }
@@ -61,7 +66,7 @@ export class LogObserver implements EngineObserver {
         return;
       case 'attempt_failed': {
         const { failure } = event;
-        const ttft = this.#pendingFor(context).ttft.get(event.n) ?? null;
+        const ttft = ttftOf(this.#pendingFor(context), event.n);
         this.#attemptLine(context, 'warn', event, { class: failure.class, status: failure.status ?? null, message: failure.message, ttft_ms: ttft });
         return;
       }
@@ -106,14 +111,18 @@ export class LogObserver implements EngineObserver {
       ms: event.ms,
       ...fields,
     };
-    this.#pendingFor(context).attempts.push(line);
+    this.#pendingFor(context).attempts?.push(line);
     this.#write(level, line);
+  }
+
+  #newPending(): Pending {
+    return { attempts: this.#onRequest ? [] : null, ttftN: 0, ttftMs: 0, answer: '', answering: 0 };
   }
 
   #pendingFor(context: RequestContext): Pending {
     let pending = this.#pending.get(context.requestId);
     if (!pending) {
-      pending = { attempts: [], ttft: new Map(), answer: '', answering: 0 };
+      pending = this.#newPending();
       this.#pending.set(context.requestId, pending);
     }
     return pending;
@@ -136,9 +145,9 @@ export class LogObserver implements EngineObserver {
         status: 200,
         message: null,
         ms: record?.ms ?? summary.ms,
-        ttft_ms: pending.ttft.get(n) ?? null,
+        ttft_ms: ttftOf(pending, n),
       };
-      pending.attempts.push(line);
+      pending.attempts?.push(line);
       this.#write('info', line);
     }
     const outcome: RequestRecord['outcome'] =
@@ -168,7 +177,7 @@ export class LogObserver implements EngineObserver {
       const ts = new Date().toISOString();
       this.#onRequest(
         { ...request, ts, level },
-        pending.attempts.map((a) => ({ ...a, ts, level: a.ok ? 'info' : 'warn' })),
+        (pending.attempts ?? []).map((a) => ({ ...a, ts, level: a.ok ? 'info' : 'warn' })),
       );
     }
   }
@@ -176,4 +185,8 @@ export class LogObserver implements EngineObserver {
   #write(level: 'debug' | 'info' | 'warn' | 'error', record: LogRecordInput): void {
     this.#logger.log(level, record);
   }
+}
+
+function ttftOf(pending: Pending, n: number): number | null {
+  return pending.ttftN === n ? pending.ttftMs : null;
 }

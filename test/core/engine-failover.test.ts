@@ -244,7 +244,9 @@ describe('after commit', () => {
   });
 
   it('a malformed chunk after commit is interrupted', async () => {
-    const events = await streamFrom(sse([chunk({ content: 'one' }), { raw: 'data: {"choices":[{"delta":\n\n' }]));
+    // The gap makes the bad chunk arrive after the commit: in the same read as
+    // the first token it would be a silent failover instead.
+    const events = await streamFrom(sse([chunk({ content: 'one' }), { raw: 'data: {"choices":[{"delta":\n\n' }], { gapMs: 50 }));
     assertInterrupted(events, 'one');
   });
 
@@ -257,7 +259,7 @@ describe('after commit', () => {
         choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }],
       },
     };
-    const events = await streamFrom(sse([chunk({ content: 'one' }), errorChunk], { done: false }));
+    const events = await streamFrom(sse([chunk({ content: 'one' }), errorChunk], { done: false, gapMs: 50 }));
     assertInterrupted(events, 'one');
     const end = last(events);
     assert.ok(end.type === 'interrupted' && end.error.error.message.includes('Provider disconnected unexpectedly'));
