@@ -10,6 +10,7 @@ import { Cancellation } from '../core/cancellation.js';
 import type { FailoverEngine } from '../core/engine.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import type { EngineEvent } from '../core/types.js';
+import { ChunkEncoder } from './chunk-encoder.js';
 import { BodyTooLargeError, readBody, sendError, sendJson, type Headers } from './http.js';
 import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
 import type { GroupRegistry } from './registry.js';
@@ -172,6 +173,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const stream = body.stream === true;
     const events = options.engine.run({ requestId, group, body, signal: cancellation });
     let completionId: string | undefined;
+    const encoder = stream && route === 'chat' ? new ChunkEncoder() : null;
     // What one upstream read brings (the head, chunks, the end) leaves in one
     // write: the socket is corked until the events of this tick are written.
     let corked = false;
@@ -188,7 +190,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
           res.cork();
           process.nextTick(uncork);
         }
-        const wrote = writeStreamEvent(res, headers, event, route);
+        const wrote = writeStreamEvent(res, headers, event, encoder);
         if (wrote === false) await drained(res, clientStallTimeout);
       } else {
         completionId = writeJsonEvent(res, headers, event, route, completionId);
@@ -197,7 +199,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   }
 
   /** Returns false when the socket asked us to wait (backpressure). */
-  function writeStreamEvent(res: ServerResponse, headers: Headers, event: EngineEvent, route: Route): boolean | undefined {
+  /** `encoder` writes chat chunks; without one they become legacy text-completion chunks. */
+  function writeStreamEvent(res: ServerResponse, headers: Headers, event: EngineEvent, encoder: ChunkEncoder | null): boolean | undefined {
     switch (event.type) {
       case 'commit':
         headers['x-failproxy-endpoint'] = event.endpoint;
@@ -208,7 +211,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       case 'chunks': {
         let text = '';
         for (const chunk of event.chunks) {
-          const payload = route === 'chat' ? chunk : toTextCompletionChunk(chunk);
+          if (encoder) {
+            text += encoder.encode(chunk);
+            continue;
+          }
+          const payload = toTextCompletionChunk(chunk);
           if (payload !== null) text += `data: ${JSON.stringify(payload)}\n\n`;
         }
         return text === '' ? true : res.write(text);
