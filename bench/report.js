@@ -42,7 +42,8 @@ export function printReport(report) {
   const { machine, options, baseline } = report;
   out.push(
     `FailProxy bench — ${options.reps} rep(s) × ${options.durationMs / 1000} s, medians; node ${machine.node}, ${machine.cpus} cores` +
-      `${machine.pinned ? ', proxy on core 0, load+upstream on core 1' : ', NOT pinned'}; baseline: bare ${baseline.client} pass-through`,
+      `${machine.pinned ? ', proxy on core 0, load+upstream on core 1' : ', NOT pinned'}; baseline: bare ${baseline.client} pass-through` +
+      (options.nodeArgs?.length ? `; FailProxy runs with node ${options.nodeArgs.join(' ')}` : ''),
   );
   out.push('');
   const rows = [

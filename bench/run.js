@@ -1,6 +1,7 @@
 // FailProxy benchmark: `npm run bench` (3 interleaved reps, ~10 min) or
 // `npm run bench -- --quick` (1 rep, ~1 min). See bench/README.md.
 // Options: --reps N  --duration SECONDS  --only KEY[,KEY]  --baseline http|undici  --max-other PCT
+//          --node-args "FLAGS" (node flags for the FailProxy process only, e.g. --max-semi-space-size=8)
 //          --profile (CPU-profile FailProxy under non-stream c16 instead; see profile.js)
 //          --report FILE (print a saved results JSON again)
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ function parseArgs(argv) {
   options.baseline = value('--baseline');
   options.profile = argv.includes('--profile');
   options.report = value('--report');
+  options.nodeArgs = value('--node-args')?.split(/\s+/).filter(Boolean) ?? [];
   return options;
 }
 
@@ -141,7 +143,7 @@ async function verify(port, scenarios) {
 
 async function runRep(rep, driver, options, scenarios, dirs, client, budget) {
   const bare = await startBare(client);
-  const failproxy = await startFailProxy({ profilesDir: dirs.profiles, logDir: path.join(dirs.logs, `rep${rep}`) });
+  const failproxy = await startFailProxy({ profilesDir: dirs.profiles, logDir: path.join(dirs.logs, `rep${rep}`), nodeArgs: options.nodeArgs });
   const proxies = { bare, failproxy };
   try {
     const checks = await verify(failproxy.port, scenarios);
@@ -309,6 +311,7 @@ async function main() {
         durationMs: options.durationMs,
         only: options.only ?? null,
         maxOtherPct: options.maxOtherPct,
+        nodeArgs: options.nodeArgs,
       },
       baseline: calibration,
       summary,

@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { StreamNormalizer } from '../../src/core/openai/normalize.js';
-import type { ChatCompletionChunk, JsonObject } from '../../src/core/types.js';
+import type { ChatCompletionChunk, JsonObject, ReasoningMode } from '../../src/core/types.js';
 import { ChunkEncoder } from '../../src/server/chunk-encoder.js';
 
 const RUNS = { numRuns: 300, seed: 20261126 };
 
 const reference = (chunk: unknown): string => `data: ${JSON.stringify(chunk)}\n\n`;
 
-function normalized(upstream: JsonObject[], reasoning: 'field' | 'tags' | 'hidden' = 'field'): ChatCompletionChunk[] {
+function normalized(upstream: JsonObject[], reasoning: ReasoningMode = 'field'): ChatCompletionChunk[] {
   const normalizer = new StreamNormalizer({
     reasoning,
     thinkOpen: false,
@@ -36,18 +36,23 @@ const upstreamChunk = (delta: JsonObject, finish: string | null = null): JsonObj
 });
 
 describe('ChunkEncoder', () => {
-  it('writes what JSON.stringify writes for content, reasoning, tool calls and finish chunks', () => {
-    const chunks = normalized([
-      upstreamChunk({ role: 'assistant', reasoning: 'think "hard"' }),
-      upstreamChunk({ content: 'Hello\n<b>wörld</b> 🎉' }),
-      upstreamChunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":' } }] }),
-      upstreamChunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
-      upstreamChunk({}, 'tool_calls'),
-    ]);
-    assert.ok(chunks.length >= 4);
-    const encoder = new ChunkEncoder();
-    for (const chunk of chunks) assert.equal(encoder.encode(chunk), reference(chunk));
-  });
+  for (const mode of ['field', 'tags', 'strip'] as const) {
+    it(`writes what JSON.stringify writes for content, reasoning, tool calls and finish chunks (reasoning: ${mode})`, () => {
+      const chunks = normalized(
+        [
+          upstreamChunk({ role: 'assistant', reasoning: 'think "hard"' }),
+          upstreamChunk({ content: 'Hello\n<b>wörld</b> 🎉' }),
+          upstreamChunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a":' } }] }),
+          upstreamChunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] }),
+          upstreamChunk({}, 'tool_calls'),
+        ],
+        mode,
+      );
+      assert.ok(chunks.length >= 4);
+      const encoder = new ChunkEncoder();
+      for (const chunk of chunks) assert.equal(encoder.encode(chunk), reference(chunk));
+    });
+  }
 
   it('writes what JSON.stringify writes for any delta, identity and finish reason', () => {
     const text = fc.string({ unit: 'binary', maxLength: 20 });
