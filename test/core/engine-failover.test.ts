@@ -169,6 +169,12 @@ describe('failure classes (each makes the engine move on)', () => {
     assertFailedOverWith(await failOver(behaviour, false), 'invalid_response');
   });
 
+  it('invalid_response: a 200 body past 64 MiB is not held, the next endpoint answers', async () => {
+    const behaviour: Behaviour = { kind: 'text', status: 200, body: `{"pad":"${'x'.repeat(65 * 1024 * 1024)}"}`, contentType: 'application/json' };
+    const failure = assertFailedOverWith(await failOver(behaviour, false, 10_000), 'invalid_response');
+    assert.match(failure.message, /larger than 64 MiB/);
+  });
+
   it('invalid_response: a stream with only comments that ends', async () => {
     const behaviour = sse([{ comment: 'keep-alive' }, { comment: 'keep-alive' }]);
     assertFailedOverWith(await failOver(behaviour, true), 'invalid_response', undefined, true);
