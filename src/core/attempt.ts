@@ -364,11 +364,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     wake?.();
   }
 
-  /** Stop the upstream request, if it still runs. */
+  /**
+   * Stop the upstream request, if it still runs. A caller waiting in `open()`
+   * gets its answer now (timeout or cancelled), not when undici lets go: a
+   * connection still being made is aborted only once it is up.
+   */
   #abort(): void {
     if (this.#aborted) return;
     this.#aborted = true;
     clearTimeout(this.#timer);
+    if (this.#settle !== null) this.#resolve(this.failureFrom(null));
     if (this.#finished) return;
     // Before `onRequestStart` the request is not ours to abort yet: it aborts as it starts.
     if (this.#controller !== null && !this.#controller.aborted) this.#controller.abort(new Error('attempt ended'));

@@ -198,8 +198,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
   }
 
-  /** Returns false when the socket asked us to wait (backpressure). */
-  /** `encoder` writes chat chunks; without one they become legacy text-completion chunks. */
+  /**
+   * Returns false when the socket asked us to wait (backpressure). `encoder`
+   * writes chat chunks; without one they become legacy text-completion chunks.
+   */
   function writeStreamEvent(res: ServerResponse, headers: Headers, event: EngineEvent, encoder: ChunkEncoder | null): boolean | undefined {
     switch (event.type) {
       case 'commit':

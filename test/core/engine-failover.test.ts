@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Agent, Dispatcher } from 'undici';
 import { FailoverEngine } from '../../src/core/engine.js';
 import type { Behaviour, FakeUpstream } from '../helpers/fake-upstream.js';
 import {
@@ -96,6 +97,27 @@ describe('failure classes (each makes the engine move on)', () => {
     const failure = assertFailedOverWith(await failOver({ kind: 'hang' }, false, 300), 'timeout');
     assert.ok(Date.now() - started < 2000);
     assert.match(failure.message, /0\.3 s/);
+  });
+
+  it('timeout: a connection that is never made (a blackholed host) still ends at the endpoint timeout', async () => {
+    // undici hands the request to a socket only once it connects; this one never does.
+    const agent = new Agent();
+    const stuckOrigin = 'http://127.0.0.1:9';
+    const dispatcher = new (class extends Dispatcher {
+      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        return String(options.origin) === stuckOrigin ? true : agent.dispatch(options, handler);
+      }
+    })();
+    try {
+      const engine = new FailoverEngine({ dispatcher });
+      const g = group('g', [endpoint(`${stuckOrigin}/v1`, { name: 'bad', timeoutMs: 300 }), endpoint(healthy.baseurl, { name: 'good' })]);
+      const started = Date.now();
+      const failure = assertFailedOverWith(await runAll(engine, g, chatRequest({ stream: false })), 'timeout');
+      assert.match(failure.message, /no response within 0.3 s/);
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    } finally {
+      await agent.close();
+    }
   });
 
   it('timeout: only keep-alive comments, never a first token', async () => {
