@@ -121,7 +121,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.#offCancel = this.#cancel.onAbort(() => this.#abort());
     return new Promise((resolve) => {
       this.#settle = resolve;
-      dispatcher.dispatch(this.#options!, this);
+      try {
+        dispatcher.dispatch(this.#options!, this);
+      } catch (err) {
+        // undici's own dispatchers report through onResponseError; another one may throw.
+        this.#finished = true;
+        this.#resolve(this.failureFrom(err));
+      }
     });
   }
 

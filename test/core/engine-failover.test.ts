@@ -120,6 +120,24 @@ describe('failure classes (each makes the engine move on)', () => {
     }
   });
 
+  it('network: a dispatcher that throws costs the attempt, not the request', async () => {
+    const agent = new Agent();
+    const broken = 'http://127.0.0.1:9';
+    const dispatcher = new (class extends Dispatcher {
+      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        if (String(options.origin) === broken) throw new Error('no route to host');
+        return agent.dispatch(options, handler);
+      }
+    })();
+    try {
+      const g = group('g', [endpoint(`${broken}/v1`, { name: 'bad' }), endpoint(healthy.baseurl, { name: 'good' })]);
+      const failure = assertFailedOverWith(await runAll(new FailoverEngine({ dispatcher }), g, chatRequest({ stream: true })), 'network', undefined, true);
+      assert.match(failure.message, /no route to host/);
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('timeout: only keep-alive comments, never a first token', async () => {
     const items = Array.from({ length: 20 }, () => ({ comment: 'OPENROUTER PROCESSING' }));
     const behaviour = sse(items, { gapMs: 50, end: 'hang' });
