@@ -317,7 +317,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       // answer, as Go's net/http does on a closed idle connection.
       this.#resent = true;
       this.#controller = null;
-      this.#dispatcher!.dispatch(this.#options!, this);
+      // After undici has finished with the dead socket, not from inside its error path.
+      queueMicrotask(() => this.#dispatcher!.dispatch(this.#options!, this));
       return;
     }
     this.#finished = true;

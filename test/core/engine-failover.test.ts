@@ -178,6 +178,13 @@ describe('failure classes (each makes the engine move on)', () => {
     assert.equal(failure.message, detail);
   });
 
+  it('server: a 503 with a 2 MB error page is cut after its first 64 KB and named by its title', async () => {
+    const body = `<html><head><title>Service Unavailable</title></head><body>${'<p>busy</p>'.repeat(200_000)}</body></html>`;
+    const behaviour: Behaviour = { kind: 'text', status: 503, body, contentType: 'text/html' };
+    const failure = assertFailedOverWith(await failOver(behaviour, false), 'server', 503);
+    assert.match(failure.message, /Service Unavailable/);
+  });
+
   it('server: Cloudflare 524 HTML page', async () => {
     const html = '<!DOCTYPE html><html><head><title>example.com | 524: A timeout occurred</title></head><body>…</body></html>';
     const failure = assertFailedOverWith(
