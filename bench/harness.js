@@ -136,10 +136,13 @@ export function startBare(client, nodeArgs = []) {
   );
 }
 
-/** `failproxy serve` on port 0 with LOG_LEVEL=info (the default, so logging costs count), logging to `logDir`. */
-export function startFailProxy({ profilesDir, logDir, nodeArgs = [], logLevel = 'info' }) {
+/**
+ * `failproxy serve` on port 0 with LOG_LEVEL=info (the default, so logging
+ * costs count), logging to `logDir`; `serveArgs` are added to its command line.
+ */
+export function startFailProxy({ name = 'failproxy', profilesDir, logDir, nodeArgs = [], serveArgs = [], logLevel = 'info' }) {
   return startProxy(
-    'failproxy',
+    name,
     [
       ...nodeArgs,
       path.join(ROOT, 'bin', 'failproxy.js'),
@@ -150,6 +153,7 @@ export function startFailProxy({ profilesDir, logDir, nodeArgs = [], logLevel = 
       '0',
       '--log-dir',
       logDir,
+      ...serveArgs,
     ],
     /FailProxy listening on http:\/\/127\.0\.0\.1:(\d+)\/v1/,
     { env: { ...process.env, LOG_LEVEL: logLevel, NO_COLOR: '1' } },

@@ -14,7 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'redis';
 import { request } from 'undici';
-import { BENCH_DIR, DRIVER_CORE, ROOT, canPin, pin, startDriver, startProxy, writeProfiles } from './harness.js';
+import { BENCH_DIR, DRIVER_CORE, canPin, pin, startDriver, startFailProxy, writeProfiles } from './harness.js';
 import { requestBody } from './scenarios.js';
 
 const TARGET = 0.95;
@@ -85,25 +85,6 @@ async function startRedis() {
   };
 }
 
-function startServe(name, profilesDir, logDir, extra = []) {
-  return startProxy(
-    name,
-    [
-      path.join(ROOT, 'bin', 'failproxy.js'),
-      'serve',
-      '--profiles',
-      profilesDir,
-      '--port',
-      '0',
-      '--log-dir',
-      logDir,
-      ...extra,
-    ],
-    /FailProxy listening on http:\/\/127\.0\.0\.1:(\d+)\/v1/,
-    { env: { ...process.env, LOG_LEVEL: 'info', NO_COLOR: '1' } },
-  );
-}
-
 async function commandStats(url) {
   const client = createClient({ url });
   await client.connect();
@@ -149,8 +130,13 @@ async function main() {
   const proxies = {};
   try {
     writeProfiles(profiles, driver.ports);
-    proxies.memory = await startServe('memory', profiles, path.join(tmp, 'logs-memory'));
-    proxies.redis = await startServe('redis', profiles, path.join(tmp, 'logs-redis'), ['--redis', redis.url]);
+    proxies.memory = await startFailProxy({ name: 'memory', profilesDir: profiles, logDir: path.join(tmp, 'logs-memory') });
+    proxies.redis = await startFailProxy({
+      name: 'redis',
+      profilesDir: profiles,
+      logDir: path.join(tmp, 'logs-redis'),
+      serveArgs: ['--redis', redis.url],
+    });
     const res = await request(`http://127.0.0.1:${proxies.redis.port}/status`);
     const store = (await res.body.json()).health_store;
     if (!store?.shared) throw new Error(`the --redis instance does not share its state: ${JSON.stringify(store)}`);

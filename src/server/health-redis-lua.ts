@@ -12,6 +12,16 @@
 const READ = `local function read(key) return redis.call('HMGET', key, 'c', 'u', 'm', 'r', 'msg', 'v') end
 local function ms(x) return string.format('%.0f', x) end
 local function publish(channel, id, state) redis.call('PUBLISH', channel, cjson.encode({id = id, s = state})) end
+-- After a change: bump the version, keep the hash \`keep\` ms past its cooldown's end, tell the others.
+local function save(key, now, keep, channel, id)
+  redis.call('HINCRBY', key, 'v', 1)
+  local u = tonumber(redis.call('HGET', key, 'u') or '0') or 0
+  if u > now then keep = keep + (u - now) end
+  redis.call('PEXPIRE', key, ms(keep))
+  local state = read(key)
+  publish(channel, id, state)
+  return state
+end
 `;
 
 export const LUA = {
@@ -30,26 +40,15 @@ elseif c >= tonumber(ARGV[3]) then open = tonumber(ARGV[4]) end
 if open > 0 then
   redis.call('HSET', KEYS[1], 'u', ms(now + open), 'm', ms(open), 'r', ARGV[7], 'msg', ARGV[8])
 end
-redis.call('HINCRBY', KEYS[1], 'v', 1)
 if ARGV[5] == '1' and redis.call('GET', KEYS[2]) == ARGV[9] then redis.call('DEL', KEYS[2]) end
-local u = tonumber(redis.call('HGET', KEYS[1], 'u') or '0') or 0
-local ttl = tonumber(ARGV[10])
-if u > now then ttl = ttl + (u - now) end
-redis.call('PEXPIRE', KEYS[1], ms(ttl))
-local state = read(KEYS[1])
-publish(ARGV[11], ARGV[12], state)
-return state
+return save(KEYS[1], now, tonumber(ARGV[10]), ARGV[11], ARGV[12])
 `,
 
   /** KEYS: state, lock. ARGV: owner, keep ms, channel, id. Closes the breaker (keeping the version). */
   success: `${READ}
 redis.call('HSET', KEYS[1], 'c', 0, 'u', 0, 'm', 0, 'r', '', 'msg', '')
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-local state = read(KEYS[1])
-publish(ARGV[3], ARGV[4], state)
-return state
+return save(KEYS[1], 0, tonumber(ARGV[2]), ARGV[3], ARGV[4])
 `,
 
   /**
@@ -90,14 +89,7 @@ local nc = tonumber(ARGV[1])
 local nu = tonumber(ARGV[2])
 if nu > u or (u == 0 and nu == 0 and nc > c) then
   redis.call('HSET', KEYS[1], 'c', ARGV[1], 'u', ARGV[2], 'm', ARGV[3], 'r', ARGV[4], 'msg', ARGV[5])
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
-  local now = tonumber(ARGV[6])
-  local ttl = tonumber(ARGV[7])
-  if nu > now then ttl = ttl + (nu - now) end
-  redis.call('PEXPIRE', KEYS[1], ms(ttl))
-  local state = read(KEYS[1])
-  publish(ARGV[8], ARGV[9], state)
-  return state
+  return save(KEYS[1], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9])
 end
 return read(KEYS[1])
 `,

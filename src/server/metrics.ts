@@ -141,32 +141,28 @@ export class MetricsObserver implements EngineObserver {
   }
 
   #request(group: string, endpoint: string, outcome: RequestOutcome): CounterChild {
-    const key = `r\u0000${group}\u0000${endpoint}\u0000${outcome}`;
-    let child = this.#counterChildren.get(key);
-    if (!child) {
-      child = this.#requests.labels({ group, endpoint, outcome });
-      this.#counterChildren.set(key, child);
-    }
-    return child;
+    return cached(this.#counterChildren, `r\u0000${group}\u0000${endpoint}\u0000${outcome}`, () =>
+      this.#requests.labels({ group, endpoint, outcome }),
+    );
   }
 
   #attempt(group: string, endpoint: string, result: string): CounterChild {
-    const key = `a\u0000${group}\u0000${endpoint}\u0000${result}`;
-    let child = this.#counterChildren.get(key);
-    if (!child) {
-      child = this.#attempts.labels({ group, endpoint, result });
-      this.#counterChildren.set(key, child);
-    }
-    return child;
+    return cached(this.#counterChildren, `a\u0000${group}\u0000${endpoint}\u0000${result}`, () =>
+      this.#attempts.labels({ group, endpoint, result }),
+    );
   }
 
   #histogram(histogram: Histogram<'group'>, tag: string, group: string): HistogramChild {
-    const key = `${tag}\u0000${group}`;
-    let child = this.#histogramChildren.get(key);
-    if (!child) {
-      child = histogram.labels({ group });
-      this.#histogramChildren.set(key, child);
-    }
-    return child;
+    return cached(this.#histogramChildren, `${tag}\u0000${group}`, () => histogram.labels({ group }));
   }
+}
+
+/** prom-client resolves a label set on every call; its child is kept per joined key instead. */
+function cached<T>(children: Map<string, T>, key: string, make: () => T): T {
+  let child = children.get(key);
+  if (child === undefined) {
+    child = make();
+    children.set(key, child);
+  }
+  return child;
 }
