@@ -420,8 +420,12 @@ class RequestRun {
   // -------------------------------------------------------------------------
   // After commit.
 
-  /** Forward a resumed attempt's output, fitted to what the client already has, until it ends. */
-  async *#pipe(running: Running, client: ClientStream, filter: ResumeFilter): AsyncGenerator<EngineEvent, AttemptOutcome, undefined> {
+  /**
+   * Forward a resumed attempt's output, fitted to what the client already has,
+   * until it ends — or until it answers differently (`diverged`: stopped here,
+   * and not the endpoint's fault).
+   */
+  async *#pipe(running: Running, client: ClientStream, filter: ResumeFilter): AsyncGenerator<EngineEvent, AttemptOutcome | { kind: 'diverged'; why: string }, undefined> {
     for (;;) {
       const step = await running.run.next();
       if (step.done) {
@@ -441,7 +445,7 @@ class RequestRun {
           running.cancel.abort();
           await running.run.return({ kind: 'cancelled' });
           this.#live = without(this.#live, running);
-          return { kind: 'interrupted', failure: { class: 'stream_interrupted', message: `resume abandoned: ${fitted.why}` } };
+          return { kind: 'diverged', why: fitted.why };
         }
         if (fitted.chunk !== null) out.push(client.stamp(fitted.chunk));
       }
@@ -487,7 +491,7 @@ class RequestRun {
         yield event;
         const filter = new ResumeFilter(mode, { content: client.content, reasoning: client.reasoning });
         const first = await running.first;
-        let outcome: AttemptOutcome;
+        let outcome: AttemptOutcome | { kind: 'diverged'; why: string };
         if (first.step.done) {
           this.#live = without(this.#live, running);
           outcome = first.step.value;
@@ -497,10 +501,9 @@ class RequestRun {
         }
         lastEndpoint = candidate.endpoint;
         if (outcome.kind === 'done' || outcome.kind === 'cancelled') return { running, outcome };
-        const diverged = outcome.failure.message.startsWith('resume abandoned');
-        if (diverged) {
+        if (outcome.kind === 'diverged') {
           // Not the endpoint's fault: it answered, just differently.
-          yield this.#interrupted(candidate.endpoint, lastFailure, outcome.failure.message);
+          yield this.#interrupted(candidate.endpoint, lastFailure, `resume abandoned: ${outcome.why}`);
           return null;
         }
         yield this.#recordFailure(running, outcome.failure, outcome.kind === 'interrupted');
