@@ -53,6 +53,19 @@ async function failOver(behaviour: Behaviour, stream: boolean, timeoutMs = 2000)
   return runAll(newEngine(), g, chatRequest({ stream }));
 }
 
+const stuckOrigin = 'http://127.0.0.1:9';
+
+/** A real Agent, except that requests to `origin` get `dispatch` instead. Close the agent after. */
+function dispatcherExcept(origin: string, dispatch: () => boolean): { dispatcher: Dispatcher; agent: Agent } {
+  const agent = new Agent();
+  const dispatcher = new (class extends Dispatcher {
+    override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      return String(options.origin) === origin ? dispatch() : agent.dispatch(options, handler);
+    }
+  })();
+  return { dispatcher, agent };
+}
+
 function failures(events: EngineEvent[]) {
   return events.flatMap((e) => (e.type === 'attempt_failed' ? [e] : []));
 }
@@ -101,13 +114,7 @@ describe('failure classes (each makes the engine move on)', () => {
 
   it('timeout: a connection that is never made (a blackholed host) still ends at the endpoint timeout', async () => {
     // undici hands the request to a socket only once it connects; this one never does.
-    const agent = new Agent();
-    const stuckOrigin = 'http://127.0.0.1:9';
-    const dispatcher = new (class extends Dispatcher {
-      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-        return String(options.origin) === stuckOrigin ? true : agent.dispatch(options, handler);
-      }
-    })();
+    const { dispatcher, agent } = dispatcherExcept(stuckOrigin, () => true);
     try {
       const engine = new FailoverEngine({ dispatcher });
       const g = group('g', [endpoint(`${stuckOrigin}/v1`, { name: 'bad', timeoutMs: 300 }), endpoint(healthy.baseurl, { name: 'good' })]);
@@ -121,16 +128,11 @@ describe('failure classes (each makes the engine move on)', () => {
   });
 
   it('network: a dispatcher that throws costs the attempt, not the request', async () => {
-    const agent = new Agent();
-    const broken = 'http://127.0.0.1:9';
-    const dispatcher = new (class extends Dispatcher {
-      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-        if (String(options.origin) === broken) throw new Error('no route to host');
-        return agent.dispatch(options, handler);
-      }
-    })();
+    const { dispatcher, agent } = dispatcherExcept(stuckOrigin, () => {
+      throw new Error('no route to host');
+    });
     try {
-      const g = group('g', [endpoint(`${broken}/v1`, { name: 'bad' }), endpoint(healthy.baseurl, { name: 'good' })]);
+      const g = group('g', [endpoint(`${stuckOrigin}/v1`, { name: 'bad' }), endpoint(healthy.baseurl, { name: 'good' })]);
       const failure = assertFailedOverWith(await runAll(new FailoverEngine({ dispatcher }), g, chatRequest({ stream: true })), 'network', undefined, true);
       assert.match(failure.message, /no route to host/);
     } finally {
