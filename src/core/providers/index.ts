@@ -12,6 +12,12 @@ import { openrouter } from './openrouter.js';
 export interface ProviderAdapter {
   /** Extra request headers, before the endpoint's own `headers` (which win). */
   headers(endpoint: Endpoint): Record<string, string>;
+  /**
+   * The provider is documented to continue a prefilled final assistant
+   * message (the default of the endpoint's `prefill`). Where that is not
+   * documented, assume it is not: an ignored prefill is a new answer.
+   */
+  prefill: boolean;
 }
 
 const ADAPTERS: Record<EndpointType, ProviderAdapter> = { openai, openrouter, chutes };
