@@ -7,11 +7,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { sleep } from './cancellation.js';
-import { ResumeFilter, type ClientStream, type ResumeMode } from './client-stream.js';
+import type { ClientStream } from './client-stream.js';
+import { continuesPrefill, withPrefill } from './prefill.js';
 import { untried } from './race.js';
 import type { Candidate, RequestState, Running } from './request-state.js';
+import { planResume, ResumeFilter, type ResumePlan } from './resume-filter.js';
 import type { AttemptOutcome } from './runner.js';
-import type { ChatCompletionChunk, ChatRequest, EngineEvent, Failure } from './types.js';
+import type { ChatCompletionChunk, EngineEvent, Failure } from './types.js';
 
 type PipeOutcome = AttemptOutcome | { kind: 'diverged'; why: string };
 
@@ -70,7 +72,7 @@ async function* resume(
   candidates.push(...untried(state));
 
   for (const candidate of candidates) {
-    let mode: ResumeMode = client.content === '' || candidate.endpoint.prefill === false ? 'restart' : 'prefill';
+    let plan: ResumePlan = planResume(client.content, continuesPrefill(candidate.endpoint));
     for (;;) {
       if (state.abort.aborted) {
         yield state.endAborted(lastEndpoint, true);
@@ -78,17 +80,18 @@ async function* resume(
       }
       const wait = candidate.notBefore - performance.now();
       if (wait > 0 && !(await sleep(wait, state.abort))) continue;
-      const body = mode === 'prefill' ? withPrefill(state.request.body, client.content) : state.request.body;
+      const body = plan.mode === 'prefill' ? withPrefill(state.request.body, plan.prefill) : state.request.body;
       const { running, event } = state.start(candidate, body);
       yield event;
-      const filter = new ResumeFilter(mode, { content: client.content, reasoning: client.reasoning });
+      const filter = new ResumeFilter(plan, { content: client.content, reasoning: client.reasoning });
       const first = await running.first;
       let outcome: PipeOutcome;
       if (first.step.done) {
         state.forget(running);
         outcome = first.step.value;
       } else {
-        yield { type: 'resume', n: running.n, endpoint: candidate.endpoint.name, mode, reusedChars: mode === 'prefill' ? client.content.length : client.content.length || client.reasoning.length };
+        const reusedChars = plan.mode === 'prefill' ? plan.prefill.length : client.content.length || client.reasoning.length;
+        yield { type: 'resume', n: running.n, endpoint: candidate.endpoint.name, mode: plan.mode, reusedChars };
         outcome = yield* pipe(state, running, client, filter);
       }
       lastEndpoint = candidate.endpoint;
@@ -100,9 +103,9 @@ async function* resume(
       }
       yield state.recordFailure(running, outcome.failure, outcome.kind === 'interrupted');
       lastFailure = outcome.failure;
-      // An endpoint that rejects the prefill gets one plain restart.
-      if (mode === 'prefill' && candidate.endpoint.prefill !== true && outcome.kind === 'failed' && outcome.failure.class === 'bad_request') {
-        mode = 'restart';
+      // A 400 for the prefill means nothing was generated: one plain restart, verified like any other.
+      if (plan.mode === 'prefill' && outcome.kind === 'failed' && outcome.failure.class === 'bad_request') {
+        plan = { mode: 'restart', prefill: '' };
         continue;
       }
       break;
@@ -143,19 +146,4 @@ async function* pipe(state: RequestState, running: Running, client: ClientStream
     }
     if (out.length > 0) yield { type: 'chunks', chunks: out };
   }
-}
-
-/**
- * The request that asks an endpoint to continue a partial answer: the answer
- * as a final assistant message, flagged the ways servers understand
- * (`prefix` for DeepSeek and Mistral, `continue_final_message` for vLLM and
- * SGLang). A server that rejects this gets a plain restart instead.
- */
-function withPrefill(body: ChatRequest, content: string): ChatRequest {
-  return {
-    ...body,
-    messages: [...body.messages, { role: 'assistant', content, prefix: true }],
-    continue_final_message: true,
-    add_generation_prompt: false,
-  };
 }

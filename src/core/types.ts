@@ -33,9 +33,10 @@ export interface Endpoint {
    */
   thinkOpen?: boolean;
   /**
-   * Whether a broken stream may be continued here by prefilling the partial
-   * answer as an assistant message: `auto` tries and falls back to a restart
-   * when the endpoint rejects it. Default `auto`.
+   * Whether this endpoint continues a prefilled assistant message, so a broken
+   * stream may be resumed here by prefill: `auto` (the default) = as its type
+   * is documented to (only `openrouter`). Either way the continuation must
+   * reproduce the held-back last words (resume-filter.ts).
    */
   prefill?: PrefillMode;
 }

@@ -41,8 +41,9 @@ const lastMessage = (req: ReceivedRequest) => (req.body.messages as Array<{ role
 const prefillCapable = (_n: number, req: ReceivedRequest): Behaviour => {
   const lastMsg = lastMessage(req);
   if (lastMsg?.role === 'assistant') {
+    // Tokens keep their leading space, as a model's do: the prefill ends before one.
     const rest = FULL.slice(lastMsg.content.length);
-    return sse(wordsItems(rest.match(/\S+ /g) ?? []));
+    return sse(wordsItems(rest.match(/\s*\S+\s*/g) ?? []));
   }
   return sse(wordsItems(WORDS));
 };
@@ -122,14 +123,17 @@ describe('mid-stream resume', () => {
     it(`a stream cut after 40 of 60 words, with ${name}: the complete answer exactly once`, async () => {
       const cut = await upstream(cutAfter40());
       const rest = await upstream(fallback);
-      const g = group('g', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(rest.baseurl, { name: 'rest' })]);
+      const g = group('g', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(rest.baseurl, { name: 'rest', prefill: true })]);
       const events = await runAll(newEngine(), g, chatRequest({ stream: true, stream_options: { include_usage: true } }));
       assert.equal(streamedContent(events), FULL);
       assertOneCleanStream(events);
       const resume = events.find((e) => e.type === 'resume');
       assert.ok(resume?.type === 'resume');
       assert.equal(resume.mode, name.includes('rejects') ? 'restart' : 'prefill');
-      assert.equal(resume.reusedChars, WORDS.slice(0, 40).join('').length);
+      // A prefill holds back the last words, which the continuation must reproduce.
+      const delivered = WORDS.slice(0, 40).join('').length;
+      if (resume.mode === 'restart') assert.equal(resume.reusedChars, delivered);
+      else assert.ok(resume.reusedChars < delivered - 12 && resume.reusedChars > delivered - 64, `${resume.reusedChars}`);
       const usage = events.flatMap((e) => (e.type === 'chunks' ? e.chunks.flatMap((c) => (c.usage ? [c.usage] : [])) : []));
       assert.equal(usage.length, 1, 'one usage chunk');
     });
