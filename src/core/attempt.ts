@@ -13,7 +13,8 @@
 import type { Dispatcher } from 'undici';
 import type { Cancellation } from './cancellation.js';
 import { classifyTransportError, failureFromResponse, parseRetryAfter } from './classify.js';
-import { adapterFor } from './providers/index.js';
+import { dispatchWatched, type SocketWatcher } from './socket-reuse.js';
+import { targetFor } from './upstream-target.js';
 import { SseDecoder, type SseEvent } from './sse.js';
 import type { Endpoint, Failure } from './types.js';
 
@@ -25,45 +26,19 @@ export type OpenResult =
   /** A 2xx event stream: read it with `nextEvents()`. */
   | { kind: 'sse'; status: number };
 
-interface Target {
-  origin: string;
-  path: string;
-  headers: Record<string, string>;
-}
-
-const targets = new WeakMap<Endpoint, Target>();
-
-function targetFor(endpoint: Endpoint): Target {
-  let target = targets.get(endpoint);
-  if (!target) {
-    const url = new URL(`${endpoint.baseurl}/chat/completions`);
-    const headers: Record<string, string> = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'user-agent': 'failproxy',
-      ...adapterFor(endpoint.type).headers(endpoint),
-      ...endpoint.headers,
-    };
-    if (endpoint.apikey !== '') headers.authorization = `Bearer ${endpoint.apikey}`;
-    target = { origin: url.origin, path: url.pathname + url.search, headers };
-    targets.set(endpoint, target);
-  }
-  return target;
-}
-
 const MAX_ERROR_BODY = 64 * 1024;
 /** A 2xx answer that is not a stream is held whole; past this it is not an answer we can use. */
 const MAX_ANSWER_BODY = 64 * 1024 * 1024;
 /** Unread event-stream bytes before the upstream socket is paused (a slow client). */
 const HIGH_WATER = 64 * 1024;
 
-/** The connection went away before the response head (a stale kept-alive socket, most often). */
+/** The connection went away before the response head. */
 const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
 /** What the response is, once its head is in. */
 type Mode = 'head' | 'error' | 'body' | 'sse' | 'done';
 
-export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatcher {
   readonly endpoint: Endpoint;
   readonly #cancel: Cancellation;
   readonly #timeoutMs: number;
@@ -79,7 +54,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   #aborted = false;
   /** undici is done with the request: it calls nothing more. */
   #finished = false;
+  /** The request went out on a kept-alive socket that had carried one before. */
+  #reusedSocket = false;
   #resent = false;
+  readonly #onResent: ((why: string) => void) | undefined;
 
   #mode: Mode = 'head';
   #status = 0;
@@ -105,10 +83,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
    * that lost). `timeoutMs` defaults to the endpoint's and is shorter when a
    * request deadline leaves less.
    */
-  constructor(endpoint: Endpoint, cancel: Cancellation, timeoutMs: number = endpoint.timeoutMs) {
+  constructor(endpoint: Endpoint, cancel: Cancellation, timeoutMs: number = endpoint.timeoutMs, onResent?: (why: string) => void) {
     this.endpoint = endpoint;
     this.#cancel = cancel;
     this.#timeoutMs = timeoutMs;
+    this.#onResent = onResent;
   }
 
   /** Send the request and read the response head (and the whole body unless it streams). */
@@ -122,7 +101,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     return new Promise((resolve) => {
       this.#settle = resolve;
       try {
-        dispatcher.dispatch(this.#options!, this);
+        dispatchWatched(dispatcher, this.#options!, this);
       } catch (err) {
         // undici's own dispatchers report through onResponseError; another one may throw.
         this.#finished = true;
@@ -217,6 +196,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   // -------------------------------------------------------------------------
   // undici's dispatch handler.
 
+  onSocket(reused: boolean): void {
+    this.#reusedSocket = reused;
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#aborted) controller.abort(new Error('attempt ended'));
@@ -303,22 +286,24 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const code = (error as { code?: unknown }).code;
-    if (
-      this.#mode === 'head' &&
-      !this.#resent &&
-      !this.#aborted &&
-      !this.#cancel.aborted &&
-      typeof code === 'string' &&
-      CLOSED_CONNECTION.has(code)
-    ) {
-      // undici can hand out a kept-alive socket the upstream has just closed:
-      // the upstream's idle timer starts when it wrote its last byte, ours when
-      // we read it — much later behind a slow client. Resend once before any
-      // answer, as Go's net/http does on a closed idle connection.
+    if (this.#mode === 'head' && this.#reusedSocket && !this.#resent && !this.#aborted && !this.#cancel.aborted && typeof code === 'string' && CLOSED_CONNECTION.has(code)) {
+      // A kept-alive socket the upstream closed just as we reused it (its idle
+      // timer starts when it wrote its last byte, ours when we read it): it
+      // never answered, so resend once on another connection, as Go's net/http
+      // does. A fresh connection that dies is never resent (socket-reuse.ts).
       this.#resent = true;
+      this.#onResent?.(`the kept-alive connection was closed before any answer (${code}); resent once on a new connection`);
+      this.#reusedSocket = false;
       this.#controller = null;
       // After undici has finished with the dead socket, not from inside its error path.
-      queueMicrotask(() => this.#dispatcher!.dispatch(this.#options!, this));
+      queueMicrotask(() => {
+        try {
+          dispatchWatched(this.#dispatcher!, this.#options!, this);
+        } catch (err) {
+          this.#finished = true;
+          this.#resolve(this.failureFrom(err));
+        }
+      });
       return;
     }
     this.#finished = true;

@@ -45,10 +45,13 @@ export class FailoverEngine {
     this.health = options.health ?? new HealthTracker();
     this.#ownsDispatcher = options.dispatcher === undefined;
     // Our own watchdog bounds every phase (attempt.ts); undici's 300 s defaults
-    // would otherwise kill long reasoning calls on their own schedule.
+    // would otherwise kill long reasoning calls on their own schedule. Idle
+    // sockets are kept for an upstream's `Keep-Alive: timeout=` hint less 2 s
+    // (undici's threshold), else 4 s: under uvicorn's 5 s, so a stale socket
+    // (and its resend, socket-reuse.ts) stays rare.
     this.#dispatcher =
       options.dispatcher ??
-      new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 10_000 });
+      new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 4_000 });
   }
 
   /** Serve one request through its group. Always ends with done, interrupted, failed or cancelled. */

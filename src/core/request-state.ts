@@ -51,6 +51,8 @@ export interface Running {
   started: number;
   /** The attempt holds the endpoint's half-open probe. */
   probe: boolean;
+  /** Set when the request had to be resent on a new connection (see socket-reuse.ts). */
+  resent?: string;
   /** The attempt's first step (its commit, or how it ended), raced against the others. */
   first: Promise<{ running: Running; step: Step }>;
 }
@@ -114,6 +116,7 @@ export class RequestState {
       timeoutMs: Math.max(1, Math.min(endpoint.timeoutMs, remaining)),
       cancel,
       acceptContentFilter: !this.options.failoverOnContentFilter,
+      onResent: (why) => (running.resent = why),
     });
     const running = { candidate, n: this.#n, run, cancel, started, probe } as Running;
     running.first = run.next().then((step) => ({ running, step }));
@@ -147,9 +150,14 @@ export class RequestState {
     const ms = Math.round(performance.now() - running.started);
     this.health.recordFailure(endpoint, failure, this.group.cooldown);
     this.budget.record(endpointKey(endpoint));
-    this.records.push({ endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms });
+    this.#record(running, { endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms });
     if (!afterCommit) this.failed.push({ endpoint: endpoint.name, failure, ms });
     return { type: 'attempt_failed', n: running.n, endpoint: endpoint.name, failure, ms, afterCommit };
+  }
+
+  #record(running: Running, record: AttemptRecord): void {
+    if (running.resent !== undefined) record.resent = running.resent;
+    this.records.push(record);
   }
 
   /** The same endpoint again after `failure`, when the retry policy allows another try; else null. */
@@ -163,7 +171,7 @@ export class RequestState {
   async *finishDone(running: Running, outcome: DoneOutcome, client: ClientStream): AsyncGenerator<EngineEvent, void, undefined> {
     const { endpoint } = running.candidate;
     this.health.recordSuccess(endpoint);
-    this.records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
+    this.#record(running, { endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
     let usage = outcome.usage;
     if (this.clientStream) {
       client.addUsage(outcome.usage);

@@ -42,6 +42,8 @@ export interface AttemptPlan {
   cancel: Cancellation;
   /** `failover_on_content_filter: false`: an empty answer stopped by the filter is the answer. */
   acceptContentFilter: boolean;
+  /** The request was sent a second time on a new connection (a stale kept-alive socket): why. */
+  onResent?: (why: string) => void;
 }
 
 export type AttemptRun = AsyncGenerator<EngineEvent, AttemptOutcome, undefined>;
@@ -49,7 +51,7 @@ export type AttemptRun = AsyncGenerator<EngineEvent, AttemptOutcome, undefined>;
 export async function* runAttempt(dispatcher: Dispatcher, plan: AttemptPlan): AttemptRun {
   const { endpoint, clientStream } = plan;
   const upstreamStream = endpoint.stream ?? clientStream;
-  const attempt = new UpstreamAttempt(endpoint, plan.cancel, plan.timeoutMs);
+  const attempt = new UpstreamAttempt(endpoint, plan.cancel, plan.timeoutMs, plan.onResent);
   let handedOff = false;
   try {
     const opened = await attempt.open(dispatcher, buildUpstreamBody(plan.body, endpoint, upstreamStream));

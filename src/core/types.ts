@@ -223,6 +223,8 @@ export interface AttemptRecord {
   status: number | null;
   message: string | null;
   ms: number;
+  /** The request was sent to this endpoint twice (a stale kept-alive socket): why. */
+  resent?: string;
 }
 
 // ---------------------------------------------------------------------------

@@ -131,6 +131,11 @@ export class LogObserver implements EngineObserver {
   #finish(context: RequestContext, event: EngineEvent, summary: RequestSummary): void {
     const pending = this.#pendingFor(context);
     this.#pending.delete(context.requestId);
+    for (const attempt of summary.attempts) {
+      if (attempt.resent !== undefined) {
+        this.#write('warn', { event: 'resend', id: context.requestId, group: context.group, endpoint: attempt.endpoint, message: attempt.resent });
+      }
+    }
     if (event.type === 'done') {
       const n = pending.answering || summary.attempts.length;
       const record = summary.attempts[summary.attempts.length - 1];

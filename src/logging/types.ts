@@ -65,6 +65,18 @@ export interface ResumeRecord extends BaseRecord {
   reused_chars: number;
 }
 
+/**
+ * The request went to an endpoint twice: its kept-alive connection was closed
+ * before any answer, so it was resent once on a new connection (SPEC §3.11).
+ */
+export interface ResendRecord extends BaseRecord {
+  event: 'resend';
+  id: string;
+  group: string;
+  endpoint: string;
+  message: string;
+}
+
 export interface ConfigRecord extends BaseRecord {
   event: 'config';
   action: 'loaded' | 'reloaded' | 'error' | 'skipped';
@@ -81,4 +93,4 @@ export interface ServerRecord extends BaseRecord {
   message?: string;
 }
 
-export type LogRecord = RequestRecord | AttemptRecordLine | ResumeRecord | ConfigRecord | ServerRecord;
+export type LogRecord = RequestRecord | AttemptRecordLine | ResumeRecord | ResendRecord | ConfigRecord | ServerRecord;
