@@ -1,0 +1,168 @@
+/**
+ * Which web pages may use the proxy, and under which host names it may be
+ * reached. FailProxy spends the user's upstream keys, so a page in the user's
+ * browser must not be able to call it unless the page is on this machine or
+ * its origin was allowed by name (`--cors-origin`); and a DNS-rebinding page,
+ * which reaches 127.0.0.1 under its own host name, must be told apart by the
+ * `Host` header (`--allowed-host`). Pure: no I/O, so every case is a unit test.
+ */
+import { UsageError } from '../core/errors.js';
+
+export interface OriginPolicyOptions {
+  /** Origins allowed besides loopback ones; `*` allows any origin. */
+  corsOrigins?: readonly string[];
+  /** Host names allowed besides loopback ones when the Host check is on; `*` allows any. */
+  allowedHosts?: readonly string[];
+}
+
+/** What to do with one request. */
+export type OriginVerdict =
+  /** Serve it; `allowOrigin` is the `Access-Control-Allow-Origin` value, null when there is none to send. */
+  | { ok: true; allowOrigin: string | null }
+  /** Refuse it (403) before anything else happens. */
+  | { ok: false; reason: 'origin' | 'host'; message: string };
+
+export interface OriginPolicy {
+  /**
+   * Judge a request by its `Origin` and `Host` headers. `checkHost` is true
+   * when the server is bound to a loopback address.
+   */
+  check(origin: string | undefined, host: string | undefined, checkHost: boolean): OriginVerdict;
+  /** True when any origin is allowed (`--cors-origin '*'`). */
+  readonly anyOrigin: boolean;
+}
+
+// What a browser sends: scheme, host, optional port, nothing else. Checked
+// before the URL parser, which would happily decode `%6cocalhost` or read
+// `evil@127.0.0.1` as a loopback host.
+const HTTP_ORIGIN = /^https?:\/\/(?:\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::\d{1,5})?$/i;
+const OTHER_ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+$/i;
+const HOST_HEADER = /^(?:\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::\d{0,5})?$/i;
+const MAX_ECHO = 200;
+
+/**
+ * True for names that can only mean this machine: `localhost`, 127.0.0.0/8,
+ * `::1` (with or without brackets) and IPv4-mapped loopback. Expects a
+ * normalized host name (see {@link normalizeHostname}) or a bind address.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.$/, '');
+  if (name === 'localhost') return true;
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)) return true;
+  const bare = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  return bare === '::1' || /^::ffff:(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|7f[0-9a-f]{2}:[0-9a-f]{1,4})$/.test(bare);
+}
+
+/**
+ * The host name of a `Host` header or `--allowed-host` value, lowercased, its
+ * port and one trailing dot dropped, IP literals in their canonical form
+ * (`127.1` → `127.0.0.1`, `[0:0::1]` → `[::1]`); null when it is not a host.
+ */
+export function normalizeHostname(value: string): string | null {
+  const trimmed = value.trim();
+  if (!HOST_HEADER.test(trimmed)) return null;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${trimmed}`).hostname;
+  } catch {
+    return null;
+  }
+  return hostname.endsWith('.') && hostname.length > 1 ? hostname.slice(0, -1) : hostname;
+}
+
+/**
+ * An origin as browsers serialize it (`https://app.example`, default port
+ * dropped, host lowercased); a trailing `/` is tolerated. Non-HTTP schemes
+ * (`chrome-extension://id`) are compared as lowercase text. Null when the
+ * value is not an origin (a path, `null`, a list).
+ */
+export function normalizeOrigin(value: string): string | null {
+  const trimmed = value.trim().replace(/\/$/, '');
+  if (HTTP_ORIGIN.test(trimmed)) {
+    try {
+      return new URL(trimmed).origin;
+    } catch {
+      return null;
+    }
+  }
+  if (/^https?:/i.test(trimmed) || !OTHER_ORIGIN.test(trimmed)) return null;
+  return trimmed.toLowerCase();
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  if (!/^https?:\/\//.test(origin)) return false;
+  return isLoopbackHost(new URL(origin).hostname);
+}
+
+/** Validate the allow-lists once (exit 2 on a bad value) and return the judge. */
+export function createOriginPolicy(options: OriginPolicyOptions = {}): OriginPolicy {
+  const origins = new Set<string>();
+  let anyOrigin = false;
+  for (const value of options.corsOrigins ?? []) {
+    if (value.trim() === '*') {
+      anyOrigin = true;
+      continue;
+    }
+    if (value.trim().toLowerCase() === 'null') {
+      // Sandboxed iframes and file:// pages of any site send `null`: allowing it means allowing everyone.
+      throw new UsageError(`--cors-origin null would let any sandboxed page in; pass '*' if that is really meant`);
+    }
+    const origin = normalizeOrigin(value);
+    if (origin === null)
+      throw new UsageError(
+        `--cors-origin expects an origin like https://app.example or http://localhost:3000 (no path), got "${value}"`,
+      );
+    origins.add(origin);
+  }
+  const hosts = new Set<string>();
+  let anyHost = false;
+  for (const value of options.allowedHosts ?? []) {
+    if (value.trim() === '*') {
+      anyHost = true;
+      continue;
+    }
+    const host = normalizeHostname(value);
+    if (host === null)
+      throw new UsageError(
+        `--allowed-host expects a host name like proxy.example or proxy.example:8000, got "${value}"`,
+      );
+    hosts.add(host);
+  }
+
+  return {
+    anyOrigin,
+    check(origin, host, checkHost) {
+      if (checkHost && !anyHost && host !== undefined) {
+        // No Host at all is HTTP/1.0 from a program; browsers always send one.
+        const name = normalizeHostname(host);
+        if (name === null || !(isLoopbackHost(name) || hosts.has(name))) {
+          return {
+            ok: false,
+            reason: 'host',
+            message:
+              `Host ${quote(host)} is not allowed: FailProxy listens on a loopback address and answers only to localhost, ` +
+              `127.0.0.1 and [::1] (a web page reaching it under another name is a DNS-rebinding attack). ` +
+              `Start it with --allowed-host NAME to accept another name.`,
+          };
+        }
+      }
+      if (origin === undefined) return { ok: true, allowOrigin: anyOrigin ? '*' : null };
+      if (anyOrigin) return { ok: true, allowOrigin: '*' };
+      const normalized = normalizeOrigin(origin);
+      if (normalized !== null && (isLoopbackOrigin(normalized) || origins.has(normalized)))
+        return { ok: true, allowOrigin: origin };
+      return {
+        ok: false,
+        reason: 'origin',
+        message:
+          `Origin ${quote(origin)} is not allowed: FailProxy answers web pages only from this machine ` +
+          `(localhost, 127.0.0.1, [::1]) unless started with --cors-origin ORIGIN for that page.`,
+      };
+    },
+  };
+}
+
+function quote(value: string): string {
+  const shown = value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value;
+  return JSON.stringify(shown);
+}
