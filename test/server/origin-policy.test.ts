@@ -199,6 +199,16 @@ describe('origin policy: helpers', () => {
     assert.equal(normalizeOrigin('null'), null);
   });
 
+  it('gives the same answers when asked again, also after many distinct values', () => {
+    const policy = createOriginPolicy();
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 600; i++) {
+        assert.equal(policy.check(`http://site${i}.example`, `rebind${i}.example`, true).ok, false);
+        assert.equal(policy.check(`http://localhost:${3000 + i}`, `127.0.0.1:${8000 + i}`, true).ok, true);
+      }
+    }
+  });
+
   it('echoes a refused value bounded in length', () => {
     const verdict = createOriginPolicy().check(`https://${'a'.repeat(5000)}.example`, HOST, true);
     assert.equal(verdict.ok, false);
