@@ -96,38 +96,21 @@ function isLoopbackOrigin(origin: string): boolean {
 
 /** Validate the allow-lists once (exit 2 on a bad value) and return the judge. */
 export function createOriginPolicy(options: OriginPolicyOptions = {}): OriginPolicy {
-  const origins = new Set<string>();
-  let anyOrigin = false;
-  for (const value of options.corsOrigins ?? []) {
-    if (value.trim() === '*') {
-      anyOrigin = true;
-      continue;
-    }
-    if (value.trim().toLowerCase() === 'null') {
-      // Sandboxed iframes and file:// pages of any site send `null`: allowing it means allowing everyone.
-      throw new UsageError(`--cors-origin null would let any sandboxed page in; pass '*' if that is really meant`);
-    }
-    const origin = normalizeOrigin(value);
-    if (origin === null)
-      throw new UsageError(
-        `--cors-origin expects an origin like https://app.example or http://localhost:3000 (no path), got "${value}"`,
-      );
-    origins.add(origin);
+  const corsOrigins = options.corsOrigins ?? [];
+  if (corsOrigins.some((value) => value.trim().toLowerCase() === 'null')) {
+    // Sandboxed iframes and file:// pages of any site send `null`: allowing it means allowing everyone.
+    throw new UsageError(`--cors-origin null would let any sandboxed page in; pass '*' if that is really meant`);
   }
-  const hosts = new Set<string>();
-  let anyHost = false;
-  for (const value of options.allowedHosts ?? []) {
-    if (value.trim() === '*') {
-      anyHost = true;
-      continue;
-    }
-    const host = normalizeHostname(value);
-    if (host === null)
-      throw new UsageError(
-        `--allowed-host expects a host name like proxy.example or proxy.example:8000, got "${value}"`,
-      );
-    hosts.add(host);
-  }
+  const { any: anyOrigin, names: origins } = readAllowList(
+    corsOrigins,
+    normalizeOrigin,
+    '--cors-origin expects an origin like https://app.example or http://localhost:3000 (no path)',
+  );
+  const { any: anyHost, names: hosts } = readAllowList(
+    options.allowedHosts ?? [],
+    normalizeHostname,
+    '--allowed-host expects a host name like proxy.example or proxy.example:8000',
+  );
 
   // A server sees the same few Host and Origin values over and over; parsing
   // them costs microseconds a request, remembering the answer almost nothing.
@@ -168,6 +151,23 @@ export function createOriginPolicy(options: OriginPolicyOptions = {}): OriginPol
       };
     },
   };
+}
+
+/** `*` or normalized names; a value that does not normalize is a usage error. */
+function readAllowList(
+  values: readonly string[],
+  normalize: (value: string) => string | null,
+  expects: string,
+): { any: boolean; names: Set<string> } {
+  const names = new Set<string>();
+  let any = false;
+  for (const value of values) {
+    const name = value.trim() === '*' ? '*' : normalize(value);
+    if (name === null) throw new UsageError(`${expects}, got "${value}"`);
+    if (name === '*') any = true;
+    else names.add(name);
+  }
+  return { any, names };
 }
 
 /** Remember up to 256 answers; a flood of distinct values only ever costs a clear. */

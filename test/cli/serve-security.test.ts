@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { cliEnv, collect, runCli, startCli, waitForStdout } from '../helpers/cli.js';
 import { completionBody, json, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { send } from '../helpers/http.js';
 
 const CHAT = '{"model":"up","messages":[{"role":"user","content":"hi"}]}';
 
@@ -60,26 +60,6 @@ async function stop(served: Served): Promise<void> {
   served.child.kill('SIGTERM');
   const result = await collect(served.child);
   assert.equal(result.code, 0);
-}
-
-function send(
-  origin: string,
-  method: string,
-  urlPath: string,
-  headers: Record<string, string>,
-  body?: string,
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${origin}${urlPath}`, { method, headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }),
-      );
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
 }
 
 const post = (origin: string, headers: Record<string, string>) =>

@@ -6,18 +6,12 @@
  * without an Origin are served, and the CORS grant names exactly the page.
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { completionBody, json, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
+import { send, type RawResponse } from '../helpers/http.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
 
 const CHAT = '{"model":"g","messages":[{"role":"user","content":"hi"}]}';
 const TEXT_PLAIN = { 'content-type': 'text/plain;charset=UTF-8' };
@@ -40,26 +34,6 @@ async function proxyWith(options: Parameters<typeof startProxy>[1] = {}): Promis
   return proxy;
 }
 
-function send(
-  origin: string,
-  method: string,
-  path: string,
-  headers: Record<string, string> = {},
-  body?: string,
-): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${origin}${path}`, { method, headers }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(parts).toString('utf8') }),
-      );
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** Bytes as written, for what node:http will not send (no Host, a body that never comes). */
 function rawExchange(port: number, head: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -72,6 +46,11 @@ function rawExchange(port: number, head: string): Promise<string> {
     socket.on('close', () => resolve(text));
     socket.on('error', reject);
   });
+}
+
+/** What a page's script can send without a preflight: a text/plain POST of a chat request. */
+function postChat(proxy: RunningProxy, headers: Record<string, string>): Promise<RawResponse> {
+  return send(proxy.origin, 'POST', '/v1/chat/completions', { ...TEXT_PLAIN, ...headers }, CHAT);
 }
 
 function errorOf(res: RawResponse): { message: string; type: string; code: string; param: unknown } {
@@ -103,7 +82,7 @@ describe('a web page from another origin', () => {
       'http://localhost.evil.com',
       'http://127.0.0.1.evil.com:8000',
     ]) {
-      const res = await send(proxy.origin, 'POST', '/v1/chat/completions', { origin, ...TEXT_PLAIN }, CHAT);
+      const res = await postChat(proxy, { origin });
       assertRefused(res, 'origin_not_allowed', origin);
       assert.equal(res.headers.vary, 'Origin');
       assert.match(errorOf(res).message, /--cors-origin/);
@@ -184,7 +163,7 @@ describe('pages on this machine and clients without an Origin', () => {
       'https://LOCALHOST:8443',
     ]) {
       const before = upstream.requests.length;
-      const res = await send(proxy.origin, 'POST', '/v1/chat/completions', { origin, ...TEXT_PLAIN }, CHAT);
+      const res = await postChat(proxy, { origin });
       assert.equal(res.status, 200, `${origin}: ${res.text}`);
       assert.match(res.text, /Hello from upstream/);
       assert.equal(res.headers['access-control-allow-origin'], origin);
@@ -228,7 +207,7 @@ describe('the Host header while bound to loopback (DNS rebinding)', () => {
       `localhost.evil.com:${port}`,
       `127.0.0.1.evil.com:${port}`,
     ]) {
-      const res = await send(proxy.origin, 'POST', '/v1/chat/completions', { host, ...TEXT_PLAIN }, CHAT);
+      const res = await postChat(proxy, { host });
       assertRefused(res, 'host_not_allowed', host);
       assert.match(errorOf(res).message, /--allowed-host/);
       const models = await send(proxy.origin, 'GET', '/v1/models', { host });
@@ -264,13 +243,7 @@ describe('the Host header while bound to loopback (DNS rebinding)', () => {
 describe('--cors-origin and keys', () => {
   it('a named origin is granted exactly; others stay refused', async () => {
     const proxy = await proxyWith({ corsOrigins: ['https://app.example'] });
-    const ok = await send(
-      proxy.origin,
-      'POST',
-      '/v1/chat/completions',
-      { origin: 'https://app.example', ...TEXT_PLAIN },
-      CHAT,
-    );
+    const ok = await postChat(proxy, { origin: 'https://app.example' });
     assert.equal(ok.status, 200);
     assert.equal(ok.headers['access-control-allow-origin'], 'https://app.example');
     const preflight = await send(proxy.origin, 'OPTIONS', '/v1/chat/completions', {
@@ -288,7 +261,7 @@ describe('--cors-origin and keys', () => {
   it("'*' serves any origin with the * grant and no Vary", async () => {
     const proxy = await proxyWith({ corsOrigins: ['*'] });
     for (const origin of ['https://evil.example', 'null']) {
-      const res = await send(proxy.origin, 'POST', '/v1/chat/completions', { origin, ...TEXT_PLAIN }, CHAT);
+      const res = await postChat(proxy, { origin });
       assert.equal(res.status, 200);
       assert.equal(res.headers['access-control-allow-origin'], '*');
       assert.equal(res.headers.vary, undefined);
@@ -298,21 +271,9 @@ describe('--cors-origin and keys', () => {
   it('the origin is judged before the key, and the key is still required after it', async () => {
     const proxy = await proxyWith({ apiKeys: ['client-key-1'] });
     const before = upstream.requests.length;
-    const foreign = await send(
-      proxy.origin,
-      'POST',
-      '/v1/chat/completions',
-      { origin: 'https://evil.example', 'x-api-key': 'client-key-1', ...TEXT_PLAIN },
-      CHAT,
-    );
+    const foreign = await postChat(proxy, { origin: 'https://evil.example', 'x-api-key': 'client-key-1' });
     assertRefused(foreign, 'origin_not_allowed', 'foreign origin with a valid key');
-    const keyless = await send(
-      proxy.origin,
-      'POST',
-      '/v1/chat/completions',
-      { origin: 'http://localhost:3000', ...TEXT_PLAIN },
-      CHAT,
-    );
+    const keyless = await postChat(proxy, { origin: 'http://localhost:3000' });
     assert.equal(keyless.status, 401);
     assert.equal(keyless.headers['access-control-allow-origin'], 'http://localhost:3000', 'the page can read why');
     assert.equal(upstream.requests.length, before);
@@ -321,13 +282,7 @@ describe('--cors-origin and keys', () => {
       { authorization: 'Bearer client-key-1' },
     ];
     for (const auth of auths) {
-      const res = await send(
-        proxy.origin,
-        'POST',
-        '/v1/chat/completions',
-        { origin: 'http://localhost:3000', ...auth, ...TEXT_PLAIN },
-        CHAT,
-      );
+      const res = await postChat(proxy, { origin: 'http://localhost:3000', ...auth });
       assert.equal(res.status, 200);
     }
   });

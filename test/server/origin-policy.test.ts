@@ -10,9 +10,17 @@ import {
   isLoopbackHost,
   normalizeHostname,
   normalizeOrigin,
+  type OriginVerdict,
 } from '../../src/server/origin-policy.js';
 
 const HOST = '127.0.0.1:8000';
+
+/** Refused for `reason`, with a message naming the flag that would allow it. */
+function assertRefusedFor(verdict: OriginVerdict, reason: 'origin' | 'host', label: string): void {
+  assert.equal(verdict.ok, false, label);
+  assert.equal(!verdict.ok && verdict.reason, reason, label);
+  assert.match(!verdict.ok ? verdict.message : '', reason === 'origin' ? /--cors-origin/ : /--allowed-host/);
+}
 
 describe('origin policy: Origin', () => {
   const policy = createOriginPolicy();
@@ -66,12 +74,7 @@ describe('origin policy: Origin', () => {
       'chrome-extension://abcdefghijklmnop',
       '',
     ]) {
-      const verdict = policy.check(origin, HOST, true);
-      assert.equal(verdict.ok, false, origin);
-      if (!verdict.ok) {
-        assert.equal(verdict.reason, 'origin');
-        assert.match(verdict.message, /--cors-origin/);
-      }
+      assertRefusedFor(policy.check(origin, HOST, true), 'origin', origin);
     }
   });
 
@@ -147,12 +150,7 @@ describe('origin policy: Host', () => {
       '%6cocalhost',
       '',
     ]) {
-      const verdict = policy.check(undefined, host, true);
-      assert.equal(verdict.ok, false, host);
-      if (!verdict.ok) {
-        assert.equal(verdict.reason, 'host');
-        assert.match(verdict.message, /--allowed-host/);
-      }
+      assertRefusedFor(policy.check(undefined, host, true), 'host', host);
     }
   });
 
