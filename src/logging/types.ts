@@ -87,8 +87,8 @@ export interface ConfigRecord extends BaseRecord {
 
 export interface ServerRecord extends BaseRecord {
   event: 'server';
-  /** `redis_*`: the shared health store (`serve --redis`) became unusable, or came back. */
-  action: 'start' | 'stop' | 'redis_unavailable' | 'redis_back';
+  /** `redis_*`: the shared health store (`serve --redis`) became unusable, or came back. `refused`: a web page's Origin or a Host was turned away. */
+  action: 'start' | 'stop' | 'redis_unavailable' | 'redis_back' | 'refused';
   url?: string;
   message?: string;
 }

@@ -10,6 +10,7 @@ import { Cancellation } from '../core/cancellation.js';
 import type { FailoverEngine } from '../core/engine.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import type { EngineEvent } from '../core/types.js';
+import { createAccessControl, sendPreflight, type Refusal } from './access.js';
 import { ChunkEncoder } from './chunk-encoder.js';
 import { BodyTooLargeError, readBody, sendError, sendJson, type Headers } from './http.js';
 import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
@@ -21,7 +22,12 @@ export interface ProxyServerOptions {
   groups: GroupRegistry;
   /** Client keys; empty = no auth. */
   apiKeys?: readonly string[];
-  corsOrigin?: string;
+  /** Origins allowed besides this machine's (`--cors-origin`); `*` = any. Default: loopback pages only. */
+  corsOrigins?: readonly string[];
+  /** Host names accepted besides loopback ones while bound to a loopback address (`--allowed-host`). */
+  allowedHosts?: readonly string[];
+  /** Told of each request refused for its Origin or Host. */
+  onRefused?: (refusal: Refusal) => void;
   /** Bytes; default 10 MiB. */
   maxBody?: number;
   observers?: EngineObserver[];
@@ -61,12 +67,11 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY;
   const observers = options.observers ?? [];
   const keyDigests = (options.apiKeys ?? []).filter((k) => k !== '').map(digest);
-  const corsOrigin = options.corsOrigin ?? '*';
+  const access = createAccessControl(options);
   const baseHeaders: Headers = {
-    'access-control-allow-origin': corsOrigin,
+    ...access.baseHeaders,
     'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired',
   };
-  if (corsOrigin !== '*') baseHeaders.vary = 'Origin';
   let inFlight = 0;
   let draining = false;
   const idle: Array<() => void> = [];
@@ -96,6 +101,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   server.headersTimeout = headersTimeout;
   server.requestTimeout = requestTimeout;
   server.keepAliveTimeout = 5_000;
+  access.watch(server);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = randomUUID();
@@ -107,7 +113,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     const method = req.method ?? 'GET';
     const path = pathOf(req.url);
 
-    if (method === 'OPTIONS') return preflight(req, res, headers);
+    // Before anything else: no body is read, no key checked, no route run for a page that is not allowed.
+    if (!access.admit(req, res, headers, method, path)) return;
+    if (method === 'OPTIONS') return sendPreflight(req, res, headers);
     if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' }, headers);
     if (keyDigests.length > 0 && !authorized(req, keyDigests)) {
       return sendError(res, 401, 'Missing or invalid API key: send Authorization: Bearer <key>', 'invalid_request_error', 'invalid_api_key', null, headers);
@@ -272,26 +280,6 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       default:
         return pending;
     }
-  }
-
-  function preflight(req: IncomingMessage, res: ServerResponse, headers: Headers): void {
-    const requested = req.headers['access-control-request-headers'];
-    // `*` does not cover Authorization, so it is always named.
-    const allowed = ['authorization', 'content-type', 'x-api-key'];
-    if (typeof requested === 'string') {
-      for (const h of requested.split(',')) {
-        const name = h.trim().toLowerCase();
-        if (name && !allowed.includes(name)) allowed.push(name);
-      }
-    }
-    res.writeHead(204, {
-      ...headers,
-      'access-control-allow-methods': 'GET, POST, OPTIONS',
-      'access-control-allow-headers': allowed.join(', '),
-      'access-control-max-age': '86400',
-      'content-length': '0',
-    });
-    res.end();
   }
 
   function notAllowed(res: ServerResponse, headers: Headers): void {

@@ -25,7 +25,15 @@ export interface RunningProxy {
 
 export async function startProxy(
   groups: Group[],
-  options: { apiKeys?: string[]; maxBody?: number; corsOrigin?: string; logLevel?: 'debug' | 'info' } = {},
+  options: {
+    apiKeys?: string[];
+    maxBody?: number;
+    corsOrigins?: string[];
+    allowedHosts?: string[];
+    /** Address to bind; default 127.0.0.1 (`origin` always uses 127.0.0.1). */
+    host?: string;
+    logLevel?: 'debug' | 'info';
+  } = {},
 ): Promise<RunningProxy> {
   const logDir = await mkdtemp(path.join(tmpdir(), 'failproxy-logs-'));
   const logger = new JsonlLogger({ dir: logDir, level: options.logLevel ?? 'info' });
@@ -37,9 +45,10 @@ export async function startProxy(
     observers: [new LogObserver(logger)],
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
     ...(options.maxBody ? { maxBody: options.maxBody } : {}),
-    ...(options.corsOrigin ? { corsOrigin: options.corsOrigin } : {}),
+    ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
+    ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
   });
-  await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => proxy.server.listen(0, options.host ?? '127.0.0.1', resolve));
   const { port } = proxy.server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
   return {

@@ -113,7 +113,7 @@ async function plateau(value: () => number, quietMs: number, limitMs: number): P
 
 const REQUEST = (model: string): string => {
   const body = JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'go' }] });
-  return `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  return `POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 };
 
 /** A raw client: sends the request, then reads only when told to. */

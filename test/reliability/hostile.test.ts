@@ -412,26 +412,26 @@ function sendRaw(
   });
 }
 
-const REQUEST_HEAD = 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n';
+const REQUEST_HEAD = 'POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n';
 
 function rawCases(n: number): Array<() => Promise<Verdict>> {
   const body = json_({ model: 'nope', messages: [{ role: 'user', content: 'hi' }] });
   const garbage: Array<Array<string | Buffer>> = [
     ['GARBAGE\r\n\r\n'],
     ['GET / HTTP/9.9\r\n\r\n'],
-    ['POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n'],
+    ['POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nbad header line\r\n\r\n'],
     [`${REQUEST_HEAD}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
     [`${REQUEST_HEAD}Transfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n`],
     [`${REQUEST_HEAD}Content-Length: -1\r\n\r\n`],
     [`${REQUEST_HEAD}Content-Length: abc\r\n\r\n`],
     [`${REQUEST_HEAD}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello`],
-    ['POST /v1/chat/completions\0 HTTP/1.1\r\nHost: x\r\n\r\n'],
-    [`POST /${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+    ['POST /v1/chat/completions\0 HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+    [`POST /${'a'.repeat(70_000)} HTTP/1.1\r\nHost: localhost\r\n\r\n`],
     [`${REQUEST_HEAD}X-Folded: a\r\n b\r\n\r\n`],
-    ['post /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['post /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n\r\n'],
     [`${REQUEST_HEAD}Expect: the-unexpected\r\nContent-Length: 2\r\n\r\n{}`],
     [`${REQUEST_HEAD}Expect: 100-continue\r\nContent-Length: 2\r\n\r\n{}`],
-    ['POST /v1/chat/completions HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}'],
+    ['POST /v1/chat/completions HTTP/1.1\nHost: localhost\nContent-Length: 2\n\n{}'],
     // Pipelined: three bad requests, then garbage.
     [`${REQUEST_HEAD}Content-Length: 3\r\n\r\n{x}`.repeat(3) + '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'],
     // Pipelined: an unknown group, an invalid body, then a body shorter than its length (the client hangs up).

@@ -170,15 +170,16 @@ describe('auth and CORS', () => {
       'access-control-request-headers': 'authorization, content-type, x-stainless-os',
     });
     assert.equal(res.status, 204);
-    assert.equal(res.headers['access-control-allow-origin'], '*');
+    assert.equal(res.headers['access-control-allow-origin'], 'http://localhost:3000');
     const allowed = String(res.headers['access-control-allow-headers']).toLowerCase();
     for (const h of ['authorization', 'content-type', 'x-api-key', 'x-stainless-os']) assert.ok(allowed.includes(h), h);
     assert.match(String(res.headers['access-control-allow-methods']), /POST/);
   });
 
   it('puts Access-Control-Allow-Origin on errors too', async () => {
-    const res = await raw(locked.origin, 'GET', '/v1/models');
-    assert.equal(res.headers['access-control-allow-origin'], '*');
+    const res = await raw(locked.origin, 'GET', '/v1/models', undefined, { origin: 'http://127.0.0.1:5173' });
+    assert.equal(res.status, 401);
+    assert.equal(res.headers['access-control-allow-origin'], 'http://127.0.0.1:5173');
   });
 });
 

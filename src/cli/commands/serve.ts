@@ -15,7 +15,9 @@ import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/p
 import { LogObserver } from '../../logging/observer.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
+import type { Refusal } from '../../server/access.js';
 import { createProxyServer } from '../../server/app.js';
+import { createOriginPolicy, isLoopbackHost } from '../../server/origin-policy.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
 import { createLogger, describeProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
@@ -24,7 +26,8 @@ interface RawServeOptions {
   host: string;
   port: string;
   apiKey: string[];
-  corsOrigin: string;
+  corsOrigin: string[];
+  allowedHost: string[];
   maxBody: string;
   demo?: boolean;
   redis?: string;
@@ -37,7 +40,10 @@ interface ServeOptions {
   host: string;
   port: number;
   apiKeys: string[];
-  corsOrigin: string;
+  /** Origins allowed besides loopback ones; `*` = any. */
+  corsOrigins: string[];
+  /** Host names accepted besides loopback ones while bound to loopback. */
+  allowedHosts: string[];
   maxBody: number;
   demo: boolean;
   /** Share endpoint health through this Redis; undefined = in-memory, private to this process. */
@@ -56,7 +62,8 @@ export function serveCommand(): Command {
       .option('--host <host>', 'address to bind', '127.0.0.1')
       .option('--port <port>', 'port to listen on', '8000')
       .option('--api-key <key>', 'require this client key (repeatable; also $FAILPROXY_API_KEYS)', collect, [])
-      .option('--cors-origin <origin>', 'Access-Control-Allow-Origin value', '*')
+      .option('--cors-origin <origin>', "also let web pages from this origin call the proxy; '*' = any (repeatable; also $FAILPROXY_CORS_ORIGINS)", collect, [])
+      .option('--allowed-host <host>', 'also answer to this Host name while bound to loopback, e.g. behind a reverse proxy (repeatable; also $FAILPROXY_ALLOWED_HOSTS)', collect, [])
       .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
       .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
       .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
@@ -65,17 +72,15 @@ export function serveCommand(): Command {
 }
 
 function resolveOptions(raw: RawServeOptions): ServeOptions {
-  const fromEnv = (process.env.FAILPROXY_API_KEYS ?? '')
-    .split(',')
-    .map((k) => k.trim())
-    .filter((k) => k !== '');
+  const fromEnv = listFromEnv('FAILPROXY_API_KEYS');
   const port = parseIntOption('--port', raw.port, 0);
   if (port === undefined || port > 65535) throw new ConfigError(`--port expects 0-65535, got "${raw.port}"`);
   return {
     host: raw.host,
     port,
     apiKeys: [...raw.apiKey, ...fromEnv],
-    corsOrigin: raw.corsOrigin,
+    corsOrigins: [...raw.corsOrigin, ...listFromEnv('FAILPROXY_CORS_ORIGINS')],
+    allowedHosts: [...raw.allowedHost, ...listFromEnv('FAILPROXY_ALLOWED_HOSTS')],
     maxBody: parseIntOption('--max-body', raw.maxBody, 1) ?? 10 * 1024 * 1024,
     demo: raw.demo === true,
     redis: parseRedisUrl(raw.redis ?? process.env.FAILPROXY_REDIS_URL),
@@ -85,7 +90,16 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
   };
 }
 
+function listFromEnv(name: string): string[] {
+  return (process.env[name] ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
+}
+
 async function serve(options: ServeOptions): Promise<void> {
+  // Bad origins or host names are usage errors, found before anything starts.
+  const policy = createOriginPolicy({ corsOrigins: options.corsOrigins, allowedHosts: options.allowedHosts });
   const err = (line: string): void => void process.stderr.write(`${line}\n`);
   const loaded = await loadGroupsOrFail(options.profiles, options.demo);
   for (const line of describeProblems(loaded.problems)) err(line);
@@ -116,7 +130,9 @@ async function serve(options: ServeOptions): Promise<void> {
     engine,
     groups: registry,
     apiKeys: options.apiKeys,
-    corsOrigin: options.corsOrigin,
+    corsOrigins: options.corsOrigins,
+    allowedHosts: options.allowedHosts,
+    onRefused: reportRefusals(logger, err),
     maxBody: options.maxBody,
     observers,
     extraRoutes: observability.routes,
@@ -128,8 +144,11 @@ async function serve(options: ServeOptions): Promise<void> {
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${port}/v1`;
   printBanner(url, registry.all());
-  if (options.apiKeys.length === 0 && !isLoopback(options.host)) {
+  if (options.apiKeys.length === 0 && !isLoopbackHost(options.host)) {
     err(`warning: listening on ${options.host} without --api-key: anyone who can reach this port can use your upstream keys`);
+  }
+  if (options.apiKeys.length === 0 && policy.anyOrigin) {
+    err(`warning: --cors-origin '*' without --api-key: any web page open in your browser can use your upstream keys`);
   }
   logger.log('info', { event: 'server', action: 'start', url, message: `groups: ${registry.names().join(', ')}` });
   for (const group of registry.all()) {
@@ -259,6 +278,20 @@ function waitForStopSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+/**
+ * Say once per origin or host name why it was refused and which flag would
+ * allow it: a web UI that stops working should not leave the user guessing.
+ */
+function reportRefusals(logger: JsonlLogger, err: (line: string) => void): (refusal: Refusal) => void {
+  const told = new Set<string>();
+  return ({ reason, value, method, path }) => {
+    const key = `${reason} ${value}`;
+    if (told.has(key) || told.size >= 100) return;
+    told.add(key);
+    const shown = JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+    const flag = reason === 'origin' ? '--cors-origin' : '--allowed-host';
+    const message = `refused ${method} ${path} from ${reason === 'origin' ? 'Origin' : 'Host'} ${shown} (403); ${flag} allows it if you trust it`;
+    err(`warning: ${message}`);
+    logger.log('warn', { event: 'server', action: 'refused', message });
+  };
 }
