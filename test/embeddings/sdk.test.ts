@@ -124,6 +124,36 @@ describe('embeddings through the openai SDK', () => {
     });
   }
 
+  it('a silent upstream times out and fails over; a client that goes away aborts the upstream call', async () => {
+    const silent = await upstream({ kind: 'hang' });
+    const good = await upstream(embeddingsServer('emb-model'));
+    const name = addGroup([embeddingsEndpoint(silent.baseurl, { name: 'silent', timeoutMs: 300 }), embeddingsEndpoint(good.baseurl, { name: 'good' })]);
+    const { response } = await client.embeddings.create({ model: name, input: inputs }).withResponse();
+    assert.equal(response.headers.get('x-failproxy-endpoint'), 'good');
+    assert.equal(silent.aborted, 1);
+
+    const slow = await upstream({ kind: 'hang' });
+    const alone = addGroup([embeddingsEndpoint(slow.baseurl, { name: 'slow', timeoutMs: 30_000 })]);
+    const controller = new AbortController();
+    const pending = client.embeddings.create({ model: alone, input: inputs }, { signal: controller.signal }).catch((e: unknown) => e);
+    while (slow.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    assert.ok((await pending) instanceof OpenAI.APIUserAbortError);
+    for (let i = 0; i < 200 && slow.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(slow.aborted, 1);
+  });
+
+  it('group retry: the same endpoint is asked again after a 503 (embeddings are idempotent)', async () => {
+    const once = await upstream((n, req) => (n === 1 ? json({ error: { message: 'blip' } }, 503) : embeddingsAnswer('emb-model', req)));
+    const name = addGroup([embeddingsEndpoint(once.baseurl, { name: 'once' })], {
+      retry: { attempts: 1, on: ['server'], baseMs: 10, maxMs: 10, retryAfterMaxS: 1 },
+    });
+    const { response } = await client.embeddings.create({ model: name, input: inputs }).withResponse();
+    assert.equal(response.headers.get('x-failproxy-endpoint'), 'once');
+    assert.equal(response.headers.get('x-failproxy-attempts'), '2');
+    assert.equal(once.requests.length, 2);
+  });
+
   it('shuffled indices are answered in index order', async () => {
     const shuffled = await upstream(embeddingsServer('emb-model', { shuffle: true }));
     const name = addGroup([embeddingsEndpoint(shuffled.baseurl, { name: 'shuffled' })]);
