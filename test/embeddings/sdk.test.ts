@@ -154,6 +154,24 @@ describe('embeddings through the openai SDK', () => {
     assert.equal(once.requests.length, 2);
   });
 
+  it('hedge_ms: a slow endpoint gets company, the first valid answer wins and the slow call is stopped', async () => {
+    const slow = await upstream({ kind: 'hang' });
+    const quick = await upstream(embeddingsServer('emb-model'));
+    const name = addGroup([embeddingsEndpoint(slow.baseurl, { name: 'slow', timeoutMs: 20_000 }), embeddingsEndpoint(quick.baseurl, { name: 'quick' })], {
+      hedgeMs: 100,
+    });
+    const started = Date.now();
+    const { data, response } = await client.embeddings.create({ model: name, input: inputs, encoding_format: 'float' }).withResponse();
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal(response.headers.get('x-failproxy-endpoint'), 'quick');
+    assert.deepEqual(
+      data.data.map((d) => d.embedding),
+      expected('emb-model'),
+    );
+    for (let i = 0; i < 200 && slow.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(slow.aborted, 1);
+  });
+
   it('shuffled indices are answered in index order', async () => {
     const shuffled = await upstream(embeddingsServer('emb-model', { shuffle: true }));
     const name = addGroup([embeddingsEndpoint(shuffled.baseurl, { name: 'shuffled' })]);

@@ -12,17 +12,17 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Agent, type Dispatcher } from 'undici';
-import { Cancellation, sleep } from '../cancellation.js';
-import { endpointKey, HealthTracker } from '../health.js';
-import { buildAllFailed, type FailedAttempt } from '../outcome.js';
+import { Cancellation } from '../cancellation.js';
+import { HealthTracker } from '../health.js';
+import { buildAllFailed } from '../outcome.js';
 import { registerSecrets } from '../redact.js';
-import { resolveOptions, retryDelay, RetryBudget } from '../resilience.js';
+import { resolveOptions, RetryBudget } from '../resilience.js';
 import type { AttemptRecord, CancelledEvent, DoneEvent, EngineEvent, FailedEvent, RequestSummary, SkippedEndpoint } from '../types.js';
 import { toBase64, type ValidAnswer } from './answer.js';
 import { EmbeddingsCache } from './cache.js';
-import { callEmbeddings } from './call.js';
 import { usableEndpoints } from './input.js';
 import type { EmbeddingInput, EmbeddingsEndpoint, EmbeddingsGroup, EmbeddingsRequest, EmbeddingsResponse } from './types.js';
+import { walkBatch } from './walk.js';
 
 export interface EmbeddingsEngineOptions {
   /** Upstream HTTP client; by default the engine creates (and closes) its own undici Agent. */
@@ -198,56 +198,28 @@ export class EmbeddingsEngine {
     return { kind: 'done', response, endpoints: used, attempts: ctx.n, event };
   }
 
-  /** One sub-batch over the candidates in health order, until one answer validates. */
+  /** One sub-batch over its candidates; a sub-batch nothing could answer ends the request. */
   async #serveBatch(ctx: Ctx, candidates: EmbeddingsEndpoint[], inputs: EmbeddingInput[]): Promise<BatchResult> {
     const { group, run } = ctx;
-    const options = resolveOptions(group);
-    const emit = (event: EngineEvent): void => run.onEvent?.(event);
-    const queue = this.health.plan(candidates).map((p) => ({ endpoint: p.endpoint as EmbeddingsEndpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
-    const failed: FailedAttempt[] = [];
-    for (let candidate = queue.shift(); candidate; candidate = queue.shift()) {
-      const wait = candidate.notBefore - performance.now();
-      if (wait > 0) await sleep(wait, ctx.abort);
-      if (ctx.abort.aborted) return { kind: 'cancelled' };
-      const { endpoint } = candidate;
-      const n = ++ctx.n;
-      emit({ type: 'attempt_start', n, endpoint: endpoint.name, model: endpoint.model, cooling: candidate.cooling });
-      this.health.beginAttempt(endpoint);
-      const started = performance.now();
-      const remaining = ctx.deadlineMs === null ? Infinity : ctx.deadlineMs - (started - ctx.started);
-      const result = await callEmbeddings(this.#dispatcher, {
-        endpoint,
-        inputs,
-        dimensions: group.dimensions,
+    const result = await walkBatch(
+      {
+        dispatcher: this.#dispatcher,
+        health: this.health,
+        budget: this.#budget,
+        group,
         extra: run.request.extra,
-        timeoutMs: Math.max(1, Math.min(endpoint.timeoutMs, remaining)),
-        cancel: ctx.abort,
-      });
-      const ms = Math.round(performance.now() - started);
-      if (result.kind === 'cancelled') {
-        this.health.releaseAttempt(endpoint);
-        return { kind: 'cancelled' };
-      }
-      if (result.kind === 'ok') {
-        this.health.recordSuccess(endpoint);
-        ctx.records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms });
-        emit({ type: 'commit', n, endpoint: endpoint.name, model: result.answer.model ?? endpoint.model, ttftMs: ms });
-        return { kind: 'ok', answer: result.answer, endpoint };
-      }
-      const { failure } = result;
-      this.health.recordFailure(endpoint, failure, group.cooldown);
-      this.#budget.record(endpointKey(endpoint));
-      ctx.records.push({ endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms });
-      failed.push({ endpoint: endpoint.name, failure, ms });
-      emit({ type: 'attempt_failed', n, endpoint: endpoint.name, failure, ms, afterCommit: false });
-      if (ctx.abort.aborted) return { kind: 'cancelled' };
-      const delay = retryDelay(failure, candidate.retry, options.retry);
-      if (delay !== null && this.#budget.allows(endpointKey(endpoint))) {
-        queue.unshift({ ...candidate, retry: candidate.retry + 1, notBefore: performance.now() + delay });
-      }
-    }
+        abort: ctx.abort,
+        remainingMs: () => (ctx.deadlineMs === null ? Infinity : ctx.deadlineMs - (performance.now() - ctx.started)),
+        records: ctx.records,
+        nextN: () => ++ctx.n,
+        emit: (event) => run.onEvent?.(event),
+      },
+      candidates,
+      inputs,
+    );
+    if (result.kind !== 'exhausted') return result;
     const skipped: SkippedEndpoint[] = [...group.skipped, ...notTried(group, candidates)];
-    const allFailed = buildAllFailed(group.name, failed, skipped);
+    const allFailed = buildAllFailed(group.name, result.failed, skipped);
     return { kind: 'failed', event: { type: 'failed', summary: summary(ctx, null, null), ...allFailed } };
   }
 
