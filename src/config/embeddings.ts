@@ -27,7 +27,12 @@ export interface EndpointSource {
  * `kind: embeddings`, or null when an embeddings option is wrong.
  * `sources` are the file's valid endpoints in file order, skipped ones included.
  */
-export function readEmbeddingsGroup(group: Group, options: Record<string, unknown>, sources: EndpointSource[], sink: ProblemSink): Group | EmbeddingsGroup | null {
+export function readEmbeddingsGroup(
+  group: Group,
+  options: Record<string, unknown>,
+  sources: EndpointSource[],
+  sink: ProblemSink,
+): Group | EmbeddingsGroup | null {
   const kind = options['kind'] ?? 'chat';
   if (kind !== 'chat' && kind !== 'embeddings') {
     sink.error('kind', `expected chat or embeddings, got ${describeValue(kind)}`);
@@ -35,11 +40,13 @@ export function readEmbeddingsGroup(group: Group, options: Record<string, unknow
   }
   if (kind === 'chat') {
     for (const key of EMBEDDINGS_GROUP_OPTIONS) {
-      if (key !== 'kind' && options[key] !== undefined) sink.warning(key, 'only used by kind: embeddings groups; ignored');
+      if (key !== 'kind' && options[key] !== undefined)
+        sink.warning(key, 'only used by kind: embeddings groups; ignored');
     }
     for (const { at, raw } of sources) {
       for (const key of EMBEDDINGS_ENDPOINT_FIELDS) {
-        if (isPlainObject(raw) && raw[key] !== undefined) sink.warning(keyPath(at, key), 'only used in kind: embeddings groups; ignored');
+        if (isPlainObject(raw) && raw[key] !== undefined)
+          sink.warning(keyPath(at, key), 'only used in kind: embeddings groups; ignored');
       }
     }
     return group;
@@ -53,7 +60,8 @@ export function readEmbeddingsGroup(group: Group, options: Record<string, unknow
     sink.error('dimensions', `expected a positive integer, got ${describeValue(dimensions)}`);
   }
   const cross = options['allow_cross_family'] ?? false;
-  if (typeof cross !== 'boolean') sink.error('allow_cross_family', `expected true or false, got ${describeValue(cross)}`);
+  if (typeof cross !== 'boolean')
+    sink.error('allow_cross_family', `expected true or false, got ${describeValue(cross)}`);
   const cache = readCache(options['cache'], sink);
   const endpoints = new Map<Endpoint, EmbeddingsEndpoint>();
   for (const source of sources) {
@@ -95,7 +103,8 @@ function readCache(raw: unknown, sink: ProblemSink): EmbeddingsGroup['cache'] | 
     return undefined;
   }
   const mb = raw['max_mb'] ?? DEFAULT_CACHE_MB;
-  for (const key of Object.keys(raw)) if (key !== 'max_mb') sink.warning(keyPath('cache', key), 'unknown field, ignored');
+  for (const key of Object.keys(raw))
+    if (key !== 'max_mb') sink.warning(keyPath('cache', key), 'unknown field, ignored');
   if (typeof mb !== 'number' || !Number.isFinite(mb) || mb <= 0) {
     sink.error('cache.max_mb', `expected a positive number of megabytes, got ${describeValue(mb)}`);
     return undefined;
@@ -122,10 +131,18 @@ function readEndpoint({ endpoint, at, raw }: EndpointSource, sink: ProblemSink):
   const tokenInputs = flag('token_inputs');
   const maxBatch = fields['max_batch'] ?? null;
   if (maxBatch !== null && (typeof maxBatch !== 'number' || !Number.isInteger(maxBatch) || maxBatch < 1)) {
-    sink.error(keyPath(at, 'max_batch'), `expected a positive integer (inputs per upstream call), got ${describeValue(maxBatch)}`);
+    sink.error(
+      keyPath(at, 'max_batch'),
+      `expected a positive integer (inputs per upstream call), got ${describeValue(maxBatch)}`,
+    );
     ok = false;
   }
   if (!ok) return null;
   // The same object, extended: health and the redactor know endpoints by identity.
-  return Object.assign(endpoint, { family: (family as string).trim(), sendDimensions, maxBatch: maxBatch as number | null, tokenInputs });
+  return Object.assign(endpoint, {
+    family: (family as string).trim(),
+    sendDimensions,
+    maxBatch: maxBatch as number | null,
+    tokenInputs,
+  });
 }

@@ -19,7 +19,14 @@ export async function probeEmbeddingsEndpoint(
   signal?: AbortSignal,
 ): Promise<ProbeRow> {
   if (signal?.aborted) return row;
-  const single: EmbeddingsGroup = { ...group, endpoints: [endpoint], skipped: [], family: endpoint.family, allowCrossFamily: false, cache: null };
+  const single: EmbeddingsGroup = {
+    ...group,
+    endpoints: [endpoint],
+    skipped: [],
+    family: endpoint.family,
+    allowCrossFamily: false,
+    cache: null,
+  };
   const outcome = await engine.run({
     requestId: `probe-embeddings-${process.pid}-${++probeCounter}`,
     group: single,
@@ -32,7 +39,13 @@ export async function probeEmbeddingsEndpoint(
       return { ...row, result: 'ok', status: null, latency_ms: record?.ms ?? outcome.event.summary.ms, reason: '' };
     case 'failed':
       if (!record || record.class === null) return { ...row, result: 'cancelled', reason: 'not probed' };
-      return { ...row, result: record.class, status: record.status, latency_ms: record.ms, reason: shorten(record.message ?? '') };
+      return {
+        ...row,
+        result: record.class,
+        status: record.status,
+        latency_ms: record.ms,
+        reason: shorten(record.message ?? ''),
+      };
     case 'cancelled':
       return { ...row, result: 'cancelled', reason: 'cancelled' };
   }

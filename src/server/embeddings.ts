@@ -21,14 +21,28 @@ export interface EmbeddingsRoute {
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
-export async function serveEmbeddings(route: EmbeddingsRoute, req: IncomingMessage, res: ServerResponse, headers: Headers, requestId: string): Promise<void> {
+export async function serveEmbeddings(
+  route: EmbeddingsRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  headers: Headers,
+  requestId: string,
+): Promise<void> {
   let raw: Buffer | null;
   try {
     raw = await readBody(req, route.maxBody);
   } catch (err) {
     if (!(err instanceof BodyTooLargeError)) throw err;
     res.setHeader('connection', 'close');
-    return sendError(res, 413, `Request body is larger than ${route.maxBody} bytes`, 'invalid_request_error', 'request_too_large', null, headers);
+    return sendError(
+      res,
+      413,
+      `Request body is larger than ${route.maxBody} bytes`,
+      'invalid_request_error',
+      'request_too_large',
+      null,
+      headers,
+    );
   }
   if (raw === null) return;
   let body: unknown;
@@ -40,26 +54,61 @@ export async function serveEmbeddings(route: EmbeddingsRoute, req: IncomingMessa
   }
   const model = (body as { model?: unknown } | null)?.model;
   if (typeof model !== 'string' || model === '') {
-    return sendError(res, 400, 'Invalid request body: "model" (a group name) is required', 'invalid_request_error', 'invalid_json', 'model', headers);
+    return sendError(
+      res,
+      400,
+      'Invalid request body: "model" (a group name) is required',
+      'invalid_request_error',
+      'invalid_json',
+      'model',
+      headers,
+    );
   }
   const group = route.groups.get(model);
   if (!group) {
-    const names = route.groups.all().filter(isEmbeddingsGroup).map((g) => g.name);
+    const names = route.groups
+      .all()
+      .filter(isEmbeddingsGroup)
+      .map((g) => g.name);
     const known = names.length > 0 ? `Embeddings groups: ${names.join(', ')}` : 'No group has kind: embeddings';
-    return sendError(res, 404, `The model (group) '${model}' does not exist. ${known}.`, 'invalid_request_error', 'model_not_found', 'model', headers);
+    return sendError(
+      res,
+      404,
+      `The model (group) '${model}' does not exist. ${known}.`,
+      'invalid_request_error',
+      'model_not_found',
+      'model',
+      headers,
+    );
   }
   if (!isEmbeddingsGroup(group)) {
     const message = `Group '${model}' is a chat group; /v1/embeddings needs a group with kind: embeddings`;
     return sendError(res, 400, message, 'invalid_request_error', 'wrong_group_kind', 'model', headers);
   }
   const parsed = parseEmbeddingsRequest(body, group);
-  if (!parsed.ok) return sendError(res, 400, `Invalid embeddings request: ${parsed.message}`, 'invalid_request_error', parsed.code, parsed.param, headers);
+  if (!parsed.ok)
+    return sendError(
+      res,
+      400,
+      `Invalid embeddings request: ${parsed.message}`,
+      'invalid_request_error',
+      parsed.code,
+      parsed.param,
+      headers,
+    );
 
   const cancellation = new Cancellation();
   res.on('close', () => {
     if (!res.writableFinished) cancellation.abort();
   });
-  const context: RequestContext = { requestId, group: group.name, stream: false, source: 'serve', repaired: false, messages: [] };
+  const context: RequestContext = {
+    requestId,
+    group: group.name,
+    stream: false,
+    source: 'serve',
+    repaired: false,
+    messages: [],
+  };
   const outcome = await route.engine.run({
     requestId,
     group,

@@ -46,7 +46,10 @@ describe('embeddings through the built CLI', { skip: built ? false : 'run `npm r
       path.join(dir, 'rag.yaml'),
       `kind: embeddings\ndimensions: 8\nendpoints:${endpoint('down', down.baseurl)}${endpoint('good', good.baseurl)}\n`,
     );
-    await writeFile(path.join(dir, 'wide.yaml'), `kind: embeddings\ndimensions: 8\nendpoints:${endpoint('wide', wide.baseurl)}\n`);
+    await writeFile(
+      path.join(dir, 'wide.yaml'),
+      `kind: embeddings\ndimensions: 8\nendpoints:${endpoint('wide', wide.baseurl)}\n`,
+    );
   });
 
   after(async () => {
@@ -57,7 +60,9 @@ describe('embeddings through the built CLI', { skip: built ? false : 'run `npm r
 
   it('serve answers /v1/embeddings through a failover; /status and /metrics count it', async () => {
     const logDir = await mkdtemp(path.join(tmpdir(), 'failproxy-emb-logs-'));
-    const child = startCli(['serve', '--port', '0', '--profiles', dir, '--log-dir', logDir], { env: cliEnv({ EMB_TEST_KEY: KEY }) });
+    const child = startCli(['serve', '--port', '0', '--profiles', dir, '--log-dir', logDir], {
+      env: cliEnv({ EMB_TEST_KEY: KEY }),
+    });
     children.push(child);
     const [, origin] = await waitForStdout(child, /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/);
     const client = new OpenAI({ baseURL: `${origin}/v1`, apiKey: 'unused', maxRetries: 0 });

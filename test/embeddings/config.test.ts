@@ -11,14 +11,19 @@ import { test, type TestContext } from 'node:test';
 import { loadProfiles, type ConfigProblem } from '../../src/config/profiles.js';
 import { isEmbeddingsGroup } from '../../src/core/embeddings/types.js';
 
-async function load(t: TestContext, files: Record<string, string>, env: NodeJS.ProcessEnv = { OPENAI_KEY: 'sk-proj-secret-123456' }) {
+async function load(
+  t: TestContext,
+  files: Record<string, string>,
+  env: NodeJS.ProcessEnv = { OPENAI_KEY: 'sk-proj-secret-123456' },
+) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'failproxy-emb-profiles-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   for (const [name, content] of Object.entries(files)) await writeFile(path.join(dir, name), content);
   return loadProfiles(dir, env);
 }
 
-const brief = (problems: ConfigProblem[]): string[] => problems.map((p) => `${p.severity} ${path.basename(p.file)}: ${p.path}: ${p.message}`);
+const brief = (problems: ConfigProblem[]): string[] =>
+  problems.map((p) => `${p.severity} ${path.basename(p.file)}: ${p.path}: ${p.message}`);
 
 const GROUP = `
 kind: embeddings
@@ -86,7 +91,8 @@ cache: 12
 endpoints: [{ baseurl: "http://127.0.0.1:1/v1", apikey: "", model: m, max_batch: 2.5, family: "", send_dimensions: "no" }]
 `,
     'kinds.yaml': 'kind: vectors\nendpoints: [{ baseurl: "http://127.0.0.1:1/v1", apikey: "", model: m }]\n',
-    'chat.yaml': 'dimensions: 3\nendpoints: [{ baseurl: "http://127.0.0.1:1/v1", apikey: "", model: m, max_batch: 4 }]\n',
+    'chat.yaml':
+      'dimensions: 3\nendpoints: [{ baseurl: "http://127.0.0.1:1/v1", apikey: "", model: m, max_batch: 4 }]\n',
   });
   assert.deepEqual([...groups.keys()], ['chat']);
   assert.deepEqual(brief(problems).sort(), [

@@ -20,9 +20,13 @@ before(async () => {
   server = await startFakeUpstream(embeddingsServer('emb-model'));
   textOnly = await startFakeUpstream(embeddingsServer('emb-model'));
   proxy = await startProxy([
-    embeddingsGroup('cached', [embeddingsEndpoint(server.baseurl, { name: 'server' })], { cache: { maxBytes: 1024 * 1024 } }),
+    embeddingsGroup('cached', [embeddingsEndpoint(server.baseurl, { name: 'server' })], {
+      cache: { maxBytes: 1024 * 1024 },
+    }),
     embeddingsGroup('plain', [embeddingsEndpoint(server.baseurl, { name: 'server' })]),
-    embeddingsGroup('text-only', [embeddingsEndpoint(textOnly.baseurl, { name: 'text-only', tokenInputs: false, sendDimensions: false })]),
+    embeddingsGroup('text-only', [
+      embeddingsEndpoint(textOnly.baseurl, { name: 'text-only', tokenInputs: false, sendDimensions: false }),
+    ]),
     group('chat', [endpoint(server.baseurl, { name: 'chat-endpoint' })]),
   ]);
   client = new OpenAI({ baseURL: proxy.baseURL, apiKey: 'unused', maxRetries: 0 });
@@ -33,18 +37,32 @@ after(async () => {
   await Promise.all([server.close(), textOnly.close()]);
 });
 
-function post(path: string, body: unknown): Promise<{ status: number; body: { error?: { code: string; message: string; param: string | null; type: string } } }> {
-  return fetch(`${proxy.baseURL}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(
-    async (r) => ({ status: r.status, body: (await r.json()) as never }),
-  );
+function post(
+  path: string,
+  body: unknown,
+): Promise<{
+  status: number;
+  body: { error?: { code: string; message: string; param: string | null; type: string } };
+}> {
+  return fetch(`${proxy.baseURL}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: (await r.json()) as never }));
 }
 
 describe('/v1/embeddings', () => {
   it('the cache answers repeated inputs without asking upstream, and only sends what it lacks', async () => {
     const before = server.requests.length;
-    const first = await client.embeddings.create({ model: 'cached', input: ['alpha', 'beta'], encoding_format: 'float' });
+    const first = await client.embeddings.create({
+      model: 'cached',
+      input: ['alpha', 'beta'],
+      encoding_format: 'float',
+    });
     assert.equal(server.requests.length, before + 1);
-    const { data: again, response } = await client.embeddings.create({ model: 'cached', input: ['beta', 'alpha'], encoding_format: 'float' }).withResponse();
+    const { data: again, response } = await client.embeddings
+      .create({ model: 'cached', input: ['beta', 'alpha'], encoding_format: 'float' })
+      .withResponse();
     assert.equal(server.requests.length, before + 1);
     assert.equal(response.headers.get('x-failproxy-endpoint'), 'cache');
     assert.deepEqual(
@@ -66,7 +84,11 @@ describe('/v1/embeddings', () => {
   });
 
   it('token-id inputs pass through; a group whose endpoints take text only answers 400', async () => {
-    const result = await client.embeddings.create({ model: 'plain', input: [[1, 2, 3], [4]], encoding_format: 'float' });
+    const result = await client.embeddings.create({
+      model: 'plain',
+      input: [[1, 2, 3], [4]],
+      encoding_format: 'float',
+    });
     assert.deepEqual(server.requests.at(-1)?.body.input, [[1, 2, 3], [4]]);
     assert.deepEqual(result.data[0]?.embedding, vectorFor('emb-model', [1, 2, 3]));
     const before = textOnly.requests.length;
@@ -104,7 +126,9 @@ describe('/v1/embeddings', () => {
   });
 
   it('the wrong kind of group on either route is a clear 400', async () => {
-    const chatToEmbeddings = await client.chat.completions.create({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    const chatToEmbeddings = await client.chat.completions
+      .create({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
     assert.ok(chatToEmbeddings instanceof OpenAI.BadRequestError);
     assert.equal((chatToEmbeddings.error as { code?: string }).code, 'wrong_group_kind');
     assert.match(chatToEmbeddings.message, /embeddings group.*\/v1\/embeddings/);
@@ -123,7 +147,9 @@ describe('/v1/embeddings', () => {
     assert.equal(request.status, 200);
     assert.equal(request.endpoint, 'server');
     assert.deepEqual(request.usage, { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3 });
-    assert.ok(lines.some((l) => l.event === 'attempt' && l.group === 'plain' && l.ok === true && l.endpoint === 'server'));
+    assert.ok(
+      lines.some((l) => l.event === 'attempt' && l.group === 'plain' && l.ok === true && l.endpoint === 'server'),
+    );
     for (const line of lines) assert.doesNotMatch(JSON.stringify(line), /sk-test-0123456789abcdef/);
   });
 });

@@ -6,8 +6,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { json, startFakeUpstream, type Behaviour, type FakeUpstream, type ReceivedRequest } from '../helpers/fake-upstream.js';
-import { DIMS, embeddingsAnswer, embeddingsEndpoint, embeddingsGroup, embeddingsServer, vectorFor } from '../helpers/embeddings.js';
+import {
+  json,
+  startFakeUpstream,
+  type Behaviour,
+  type FakeUpstream,
+  type ReceivedRequest,
+} from '../helpers/fake-upstream.js';
+import {
+  DIMS,
+  embeddingsAnswer,
+  embeddingsEndpoint,
+  embeddingsGroup,
+  embeddingsServer,
+  vectorFor,
+} from '../helpers/embeddings.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 
 let proxy: RunningProxy;
@@ -15,7 +28,9 @@ let client: OpenAI;
 const upstreams: FakeUpstream[] = [];
 let groupCounter = 0;
 
-async function upstream(behaviour: Behaviour | ((n: number, req: ReceivedRequest) => Behaviour)): Promise<FakeUpstream> {
+async function upstream(
+  behaviour: Behaviour | ((n: number, req: ReceivedRequest) => Behaviour),
+): Promise<FakeUpstream> {
   const u = await startFakeUpstream(behaviour);
   upstreams.push(u);
   return u;
@@ -51,7 +66,9 @@ describe('embeddings through the openai SDK', () => {
       embeddingsEndpoint(limited.baseurl, { name: 'limited' }),
       embeddingsEndpoint(good.baseurl, { name: 'good' }),
     ]);
-    const { data, response } = await client.embeddings.create({ model: name, input: inputs, encoding_format: 'float' }).withResponse();
+    const { data, response } = await client.embeddings
+      .create({ model: name, input: inputs, encoding_format: 'float' })
+      .withResponse();
     assert.deepEqual(
       data.data.map((d) => d.embedding),
       expected('emb-model'),
@@ -95,10 +112,23 @@ describe('embeddings through the openai SDK', () => {
   });
 
   const broken: Array<[string, (req: ReceivedRequest) => Behaviour, RegExp]> = [
-    ['a wrong dimension', (req) => embeddingsAnswer('emb-model', req, { dims: DIMS * 2 }), /has 16 dimensions, the group declares 8/],
+    [
+      'a wrong dimension',
+      (req) => embeddingsAnswer('emb-model', req, { dims: DIMS * 2 }),
+      /has 16 dimensions, the group declares 8/,
+    ],
     ['a short answer', (req) => embeddingsAnswer('emb-model', req, { short: 1 }), /2 vectors for 3 inputs/],
     ['a null in a vector', (req) => embeddingsAnswer('emb-model', req, { poison: null }), /not a finite number/],
-    ['a bare NaN token', () => ({ kind: 'text', status: 200, contentType: 'application/json', body: '{"object":"list","data":[{"index":0,"embedding":[NaN]}]}' }), /not JSON/],
+    [
+      'a bare NaN token',
+      () => ({
+        kind: 'text',
+        status: 200,
+        contentType: 'application/json',
+        body: '{"object":"list","data":[{"index":0,"embedding":[NaN]}]}',
+      }),
+      /not JSON/,
+    ],
     ['one index twice', (req) => embeddingsAnswer('emb-model', req, { sameIndex: 0 }), /index 0 appears twice/],
     ['a 200 carrying an error', () => json({ error: { message: 'model not loaded', code: 500 } }), /model not loaded/],
   ];
@@ -106,8 +136,13 @@ describe('embeddings through the openai SDK', () => {
     it(`${what} is invalid_response and fails over`, async () => {
       const bad = await upstream((_n, req) => behaviour(req));
       const good = await upstream(embeddingsServer('emb-model'));
-      const name = addGroup([embeddingsEndpoint(bad.baseurl, { name: 'bad' }), embeddingsEndpoint(good.baseurl, { name: 'good' })]);
-      const { data, response } = await client.embeddings.create({ model: name, input: inputs, encoding_format: 'float' }).withResponse();
+      const name = addGroup([
+        embeddingsEndpoint(bad.baseurl, { name: 'bad' }),
+        embeddingsEndpoint(good.baseurl, { name: 'good' }),
+      ]);
+      const { data, response } = await client.embeddings
+        .create({ model: name, input: inputs, encoding_format: 'float' })
+        .withResponse();
       assert.deepEqual(
         data.data.map((d) => d.embedding),
         expected('emb-model'),
@@ -115,7 +150,9 @@ describe('embeddings through the openai SDK', () => {
       assert.equal(response.headers.get('x-failproxy-endpoint'), 'good');
       // When nothing else is left, the reason is what the client reads.
       const alone = addGroup([embeddingsEndpoint(bad.baseurl, { name: 'bad' })]);
-      const failure = await client.embeddings.create({ model: alone, input: inputs, encoding_format: 'float' }).catch((e: unknown) => e);
+      const failure = await client.embeddings
+        .create({ model: alone, input: inputs, encoding_format: 'float' })
+        .catch((e: unknown) => e);
       assert.ok(failure instanceof OpenAI.APIError);
       assert.equal(failure.status, 502);
       assert.equal((failure.error as { code?: string }).code, 'all_endpoints_failed');
@@ -127,7 +164,10 @@ describe('embeddings through the openai SDK', () => {
   it('a silent upstream times out and fails over; a client that goes away aborts the upstream call', async () => {
     const silent = await upstream({ kind: 'hang' });
     const good = await upstream(embeddingsServer('emb-model'));
-    const name = addGroup([embeddingsEndpoint(silent.baseurl, { name: 'silent', timeoutMs: 300 }), embeddingsEndpoint(good.baseurl, { name: 'good' })]);
+    const name = addGroup([
+      embeddingsEndpoint(silent.baseurl, { name: 'silent', timeoutMs: 300 }),
+      embeddingsEndpoint(good.baseurl, { name: 'good' }),
+    ]);
     const { response } = await client.embeddings.create({ model: name, input: inputs }).withResponse();
     assert.equal(response.headers.get('x-failproxy-endpoint'), 'good');
     assert.equal(silent.aborted, 1);
@@ -135,7 +175,9 @@ describe('embeddings through the openai SDK', () => {
     const slow = await upstream({ kind: 'hang' });
     const alone = addGroup([embeddingsEndpoint(slow.baseurl, { name: 'slow', timeoutMs: 30_000 })]);
     const controller = new AbortController();
-    const pending = client.embeddings.create({ model: alone, input: inputs }, { signal: controller.signal }).catch((e: unknown) => e);
+    const pending = client.embeddings
+      .create({ model: alone, input: inputs }, { signal: controller.signal })
+      .catch((e: unknown) => e);
     while (slow.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
     controller.abort();
     assert.ok((await pending) instanceof OpenAI.APIUserAbortError);
@@ -144,7 +186,9 @@ describe('embeddings through the openai SDK', () => {
   });
 
   it('group retry: the same endpoint is asked again after a 503 (embeddings are idempotent)', async () => {
-    const once = await upstream((n, req) => (n === 1 ? json({ error: { message: 'blip' } }, 503) : embeddingsAnswer('emb-model', req)));
+    const once = await upstream((n, req) =>
+      n === 1 ? json({ error: { message: 'blip' } }, 503) : embeddingsAnswer('emb-model', req),
+    );
     const name = addGroup([embeddingsEndpoint(once.baseurl, { name: 'once' })], {
       retry: { attempts: 1, on: ['server'], baseMs: 10, maxMs: 10, retryAfterMaxS: 1 },
     });
@@ -157,11 +201,19 @@ describe('embeddings through the openai SDK', () => {
   it('hedge_ms: a slow endpoint gets company, the first valid answer wins and the slow call is stopped', async () => {
     const slow = await upstream({ kind: 'hang' });
     const quick = await upstream(embeddingsServer('emb-model'));
-    const name = addGroup([embeddingsEndpoint(slow.baseurl, { name: 'slow', timeoutMs: 20_000 }), embeddingsEndpoint(quick.baseurl, { name: 'quick' })], {
-      hedgeMs: 100,
-    });
+    const name = addGroup(
+      [
+        embeddingsEndpoint(slow.baseurl, { name: 'slow', timeoutMs: 20_000 }),
+        embeddingsEndpoint(quick.baseurl, { name: 'quick' }),
+      ],
+      {
+        hedgeMs: 100,
+      },
+    );
     const started = Date.now();
-    const { data, response } = await client.embeddings.create({ model: name, input: inputs, encoding_format: 'float' }).withResponse();
+    const { data, response } = await client.embeddings
+      .create({ model: name, input: inputs, encoding_format: 'float' })
+      .withResponse();
     assert.ok(Date.now() - started < 10_000);
     assert.equal(response.headers.get('x-failproxy-endpoint'), 'quick');
     assert.deepEqual(
@@ -184,7 +236,9 @@ describe('embeddings through the openai SDK', () => {
 
   it('a batch of 250 with max_batch 100: three calls, each failing over on its own, reassembled in order, usage summed', async () => {
     // The first server fails its second call only: that sub-batch alone moves on.
-    const flaky = await upstream((n, req) => (n === 2 ? json({ error: { message: 'busy' } }, 503) : embeddingsAnswer('emb-model', req)));
+    const flaky = await upstream((n, req) =>
+      n === 2 ? json({ error: { message: 'busy' } }, 503) : embeddingsAnswer('emb-model', req),
+    );
     const spare = await upstream(embeddingsServer('emb-model'));
     const name = addGroup([
       embeddingsEndpoint(flaky.baseurl, { name: 'flaky', maxBatch: 100 }),
@@ -223,19 +277,29 @@ describe('embeddings through the openai SDK', () => {
     const failure = await client.embeddings.create({ model: name, input: inputs }).catch((e: unknown) => e);
     assert.ok(failure instanceof OpenAI.APIError);
     assert.equal(failure.status, 502);
-    assert.match(failure.message, /\[other-space\] skipped: not tried: family 'other-model' is another embedding space/);
+    assert.match(
+      failure.message,
+      /\[other-space\] skipped: not tried: family 'other-model' is another embedding space/,
+    );
     assert.equal(other.requests.length, 0);
   });
 
   it('allow_cross_family crosses, but pins the first answered family for every sub-batch of the request', async () => {
     // Family A answers the first sub-batch and then breaks; B may not fill in the rest of the same request.
-    const a = await upstream((n, req) => (n === 1 ? embeddingsAnswer('fam-a', req) : json({ error: { message: 'gone' } }, 503)));
+    const a = await upstream((n, req) =>
+      n === 1 ? embeddingsAnswer('fam-a', req) : json({ error: { message: 'gone' } }, 503),
+    );
     const b = await upstream(embeddingsServer('fam-b'));
     const name = addGroup(
-      [embeddingsEndpoint(a.baseurl, { name: 'a', family: 'fam-a', maxBatch: 2 }), embeddingsEndpoint(b.baseurl, { name: 'b', family: 'fam-b', maxBatch: 2 })],
+      [
+        embeddingsEndpoint(a.baseurl, { name: 'a', family: 'fam-a', maxBatch: 2 }),
+        embeddingsEndpoint(b.baseurl, { name: 'b', family: 'fam-b', maxBatch: 2 }),
+      ],
       { allowCrossFamily: true },
     );
-    const failure = await client.embeddings.create({ model: name, input: ['w', 'x', 'y', 'z'] }).catch((e: unknown) => e);
+    const failure = await client.embeddings
+      .create({ model: name, input: ['w', 'x', 'y', 'z'] })
+      .catch((e: unknown) => e);
     assert.ok(failure instanceof OpenAI.APIError);
     assert.equal(failure.status, 502);
     assert.equal(b.requests.length, 0);

@@ -6,7 +6,7 @@
  */
 import type { EmbeddingsEndpoint, EmbeddingsGroup } from '../../src/core/embeddings/types.js';
 import { json, type Behaviour, type ReceivedRequest } from './fake-upstream.js';
-import { endpoint } from './groups.js';
+import { endpoint, group } from './groups.js';
 
 export const DIMS = 8;
 
@@ -40,34 +40,55 @@ export interface AnswerOptions {
 /** A well-formed (or deliberately broken) OpenAI embeddings answer to `req`. */
 export function embeddingsAnswer(family: string, req: ReceivedRequest, options: AnswerOptions = {}): Behaviour {
   const inputs = inputsOf(req);
-  let data = inputs.map((input, index) => ({ object: 'embedding', index: options.sameIndex ?? index, embedding: vectorFor(family, input, options.dims) as unknown[] }));
+  let data = inputs.map((input, index) => ({
+    object: 'embedding',
+    index: options.sameIndex ?? index,
+    embedding: vectorFor(family, input, options.dims) as unknown[],
+  }));
   if (options.short) data = data.slice(0, data.length - options.short);
   if (options.poison !== undefined && data[0]) data[0].embedding[2] = options.poison;
   if (options.shuffle) data.reverse();
   const tokens = inputs.length * 3;
-  return json({ object: 'list', data, model: `${family}-upstream`, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  return json({
+    object: 'list',
+    data,
+    model: `${family}-upstream`,
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+  });
 }
 
 /** A server that always answers well for `family`. */
-export function embeddingsServer(family: string, options: AnswerOptions = {}): (n: number, req: ReceivedRequest) => Behaviour {
+export function embeddingsServer(
+  family: string,
+  options: AnswerOptions = {},
+): (n: number, req: ReceivedRequest) => Behaviour {
   return (_n, req) => embeddingsAnswer(family, req, options);
 }
 
 export function embeddingsEndpoint(baseurl: string, overrides: Partial<EmbeddingsEndpoint> = {}): EmbeddingsEndpoint {
-  return { ...endpoint(baseurl), model: 'emb-model', family: 'emb-model', sendDimensions: true, maxBatch: null, tokenInputs: true, ...overrides };
+  return {
+    ...endpoint(baseurl),
+    model: 'emb-model',
+    family: 'emb-model',
+    sendDimensions: true,
+    maxBatch: null,
+    tokenInputs: true,
+    ...overrides,
+  };
 }
 
-export function embeddingsGroup(name: string, endpoints: EmbeddingsEndpoint[], overrides: Partial<EmbeddingsGroup> = {}): EmbeddingsGroup {
+export function embeddingsGroup(
+  name: string,
+  endpoints: EmbeddingsEndpoint[],
+  overrides: Partial<EmbeddingsGroup> = {},
+): EmbeddingsGroup {
+  const family = endpoints[0]?.family ?? '';
   return {
-    name,
-    source: `${name}.yaml`,
-    endpoints,
-    skipped: [],
-    reasoning: 'field',
-    cooldown: { failures: 3, seconds: 30 },
+    ...group(name, endpoints),
     kind: 'embeddings',
+    endpoints,
     dimensions: DIMS,
-    family: endpoints[0]?.family ?? '',
+    family,
     allowCrossFamily: false,
     cache: null,
     ...overrides,

@@ -4,7 +4,7 @@
  * someone's vector store, so each of them is `invalid_response` and fails
  * over. Also the base64 form OpenAI uses (little-endian float32).
  */
-import { extractUpstreamMessage, failureFromErrorPayload } from '../classify.js';
+import { parseAnswerBody } from '../classify.js';
 import type { Failure, JsonObject } from '../types.js';
 
 /** A sub-batch's vectors, in input order. */
@@ -18,23 +18,19 @@ export interface ValidAnswer {
 export type AnswerVerdict = { answer: ValidAnswer } | { failure: Failure };
 
 /** `text` must hold exactly `count` vectors of `dimensions` finite numbers, indexed 0..count-1. */
-export function judgeEmbeddingsBody(text: string, contentType: string, count: number, dimensions: number): AnswerVerdict {
-  const trimmed = text.trim();
-  if (trimmed === '') return invalid('empty response body');
-  if (trimmed.startsWith('<')) return invalid(extractUpstreamMessage(trimmed, contentType || 'text/html'));
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(trimmed);
-  } catch {
-    return invalid(`response is not JSON: ${extractUpstreamMessage(trimmed, contentType)}`);
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return invalid('response is not a JSON object');
-  const body = parsed as JsonObject;
-  const inBody = failureFromErrorPayload(body);
-  if (inBody) return { failure: inBody };
+export function judgeEmbeddingsBody(
+  text: string,
+  contentType: string,
+  count: number,
+  dimensions: number,
+): AnswerVerdict {
+  const parsed = parseAnswerBody(text, contentType);
+  if ('failure' in parsed) return parsed;
+  const body = parsed.payload;
   if (!Array.isArray(body.data)) return invalid('response has no data list');
   const data = body.data as unknown[];
-  if (data.length !== count) return invalid(`${data.length} vector${data.length === 1 ? '' : 's'} for ${count} input${count === 1 ? '' : 's'}`);
+  if (data.length !== count)
+    return invalid(`${data.length} vector${data.length === 1 ? '' : 's'} for ${count} input${count === 1 ? '' : 's'}`);
 
   const vectors: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(count);
   // Either every item names its index or none does (then the list order is the input order).
@@ -52,7 +48,8 @@ export function judgeEmbeddingsBody(text: string, contentType: string, count: nu
     }
     const vector = readVector(item.embedding);
     if (typeof vector === 'string') return invalid(`data[${i}].embedding ${vector}`);
-    if (vector.length !== dimensions) return invalid(`data[${i}] has ${vector.length} dimensions, the group declares ${dimensions}`);
+    if (vector.length !== dimensions)
+      return invalid(`data[${i}] has ${vector.length} dimensions, the group declares ${dimensions}`);
     vectors[index] = vector;
   }
   const usage = (body.usage ?? {}) as JsonObject;

@@ -11,7 +11,8 @@ import type { Failure } from '../types.js';
 import { judgeEmbeddingsBody, type ValidAnswer } from './answer.js';
 import type { EmbeddingInput, EmbeddingsEndpoint } from './types.js';
 
-export type CallResult = { kind: 'ok'; answer: ValidAnswer } | { kind: 'failure'; failure: Failure } | { kind: 'cancelled' };
+export type CallResult =
+  { kind: 'ok'; answer: ValidAnswer } | { kind: 'failure'; failure: Failure } | { kind: 'cancelled' };
 
 export interface CallSpec {
   endpoint: EmbeddingsEndpoint;
@@ -34,7 +35,12 @@ const MAX_ANSWER_BODY = 256 * 1024 * 1024;
  */
 export function buildEmbeddingsBody(spec: Pick<CallSpec, 'endpoint' | 'inputs' | 'dimensions' | 'extra'>): string {
   const { endpoint } = spec;
-  const body: Record<string, unknown> = { ...spec.extra, model: endpoint.model, input: spec.inputs, encoding_format: 'float' };
+  const body: Record<string, unknown> = {
+    ...spec.extra,
+    model: endpoint.model,
+    input: spec.inputs,
+    encoding_format: 'float',
+  };
   if (endpoint.sendDimensions) body.dimensions = spec.dimensions;
   for (const key in endpoint.params) body[key] = endpoint.params[key];
   return JSON.stringify(body);
@@ -76,10 +82,20 @@ export async function callEmbeddings(dispatcher: Dispatcher, spec: CallSpec): Pr
     const ok = response.statusCode >= 200 && response.statusCode < 300;
     const text = await readText(response.body, ok ? MAX_ANSWER_BODY : MAX_ERROR_BODY);
     if (!ok) {
-      const retryAfter = parseRetryAfter(headerValue(response.headers['retry-after']) || undefined, headerValue(response.headers['retry-after-ms']) || undefined);
-      return { kind: 'failure', failure: failureFromResponse(response.statusCode, contentType, text ?? '', retryAfter) };
+      const retryAfter = parseRetryAfter(
+        headerValue(response.headers['retry-after']) || undefined,
+        headerValue(response.headers['retry-after-ms']) || undefined,
+      );
+      return {
+        kind: 'failure',
+        failure: failureFromResponse(response.statusCode, contentType, text ?? '', retryAfter),
+      };
     }
-    if (text === null) return { kind: 'failure', failure: { class: 'invalid_response', message: `answer larger than ${MAX_ANSWER_BODY} bytes` } };
+    if (text === null)
+      return {
+        kind: 'failure',
+        failure: { class: 'invalid_response', message: `answer larger than ${MAX_ANSWER_BODY} bytes` },
+      };
     const verdict = judgeEmbeddingsBody(text, contentType, spec.inputs.length, spec.dimensions);
     return 'answer' in verdict ? { kind: 'ok', answer: verdict.answer } : { kind: 'failure', failure: verdict.failure };
   } catch (err) {

@@ -17,11 +17,25 @@ import { HealthTracker } from '../health.js';
 import { buildAllFailed } from '../outcome.js';
 import { registerSecrets } from '../redact.js';
 import { resolveOptions, RetryBudget } from '../resilience.js';
-import type { AttemptRecord, CancelledEvent, DoneEvent, EngineEvent, FailedEvent, RequestSummary, SkippedEndpoint } from '../types.js';
+import type {
+  AttemptRecord,
+  CancelledEvent,
+  DoneEvent,
+  EngineEvent,
+  FailedEvent,
+  RequestSummary,
+  SkippedEndpoint,
+} from '../types.js';
 import { toBase64, type ValidAnswer } from './answer.js';
 import { EmbeddingsCache } from './cache.js';
 import { usableEndpoints } from './input.js';
-import type { EmbeddingInput, EmbeddingsEndpoint, EmbeddingsGroup, EmbeddingsRequest, EmbeddingsResponse } from './types.js';
+import type {
+  EmbeddingInput,
+  EmbeddingsEndpoint,
+  EmbeddingsGroup,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+} from './types.js';
 import { walkBatch } from './walk.js';
 
 export interface EmbeddingsEngineOptions {
@@ -69,7 +83,10 @@ interface Ctx {
   n: number;
 }
 
-type BatchResult = { kind: 'ok'; answer: ValidAnswer; endpoint: EmbeddingsEndpoint } | { kind: 'failed'; event: FailedEvent } | { kind: 'cancelled' };
+type BatchResult =
+  | { kind: 'ok'; answer: ValidAnswer; endpoint: EmbeddingsEndpoint }
+  | { kind: 'failed'; event: FailedEvent }
+  | { kind: 'cancelled' };
 
 const registeredGroups = new WeakSet<EmbeddingsGroup>();
 
@@ -84,7 +101,9 @@ export class EmbeddingsEngine {
   constructor(options: EmbeddingsEngineOptions = {}) {
     this.health = options.health ?? new HealthTracker();
     this.#ownsDispatcher = options.dispatcher === undefined;
-    this.#dispatcher = options.dispatcher ?? new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 10_000 });
+    this.#dispatcher =
+      options.dispatcher ??
+      new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 10_000 });
   }
 
   /** The group's cache, or null when it has none. */
@@ -189,12 +208,20 @@ export class EmbeddingsEngine {
     const base64 = run.request.encodingFormat === 'base64';
     const response: EmbeddingsResponse = {
       object: 'list',
-      data: vectors.map((v, index) => ({ object: 'embedding', index, embedding: base64 ? toBase64(v!) : Array.from(v!) })),
+      data: vectors.map((v, index) => ({
+        object: 'embedding',
+        index,
+        embedding: base64 ? toBase64(v!) : Array.from(v!),
+      })),
       model: model ?? usableEndpoints(group).find((e) => e.family === group.family)?.model ?? group.family,
       usage: { prompt_tokens: promptTokens, total_tokens: totalTokens },
     };
     const usage = { prompt_tokens: promptTokens, completion_tokens: 0, total_tokens: totalTokens };
-    const event: DoneEvent = { type: 'done', summary: summary(ctx, used.at(-1) ?? CACHE_ENDPOINT, usage), finishReason: 'stop' };
+    const event: DoneEvent = {
+      type: 'done',
+      summary: summary(ctx, used.at(-1) ?? CACHE_ENDPOINT, usage),
+      finishReason: 'stop',
+    };
     return { kind: 'done', response, endpoints: used, attempts: ctx.n, event };
   }
 
@@ -227,7 +254,11 @@ export class EmbeddingsEngine {
   #ended(ctx: Ctx): EmbeddingsOutcome {
     if (!ctx.deadlineHit) return { kind: 'cancelled', event: { type: 'cancelled', summary: summary(ctx, null, null) } };
     const failures = ctx.records.filter((r) => r.class !== null);
-    const failed = failures.map((r) => ({ endpoint: r.endpoint, failure: { class: r.class!, message: r.message ?? '', ...(r.status !== null ? { status: r.status } : {}) }, ms: r.ms }));
+    const failed = failures.map((r) => ({
+      endpoint: r.endpoint,
+      failure: { class: r.class!, message: r.message ?? '', ...(r.status !== null ? { status: r.status } : {}) },
+      ms: r.ms,
+    }));
     const allFailed = buildAllFailed(ctx.group.name, failed, ctx.group.skipped, ctx.deadlineMs);
     return { kind: 'failed', event: { type: 'failed', summary: summary(ctx, null, null), ...allFailed } };
   }

@@ -7,8 +7,7 @@ import type { JsonObject } from '../types.js';
 import type { EmbeddingInput, EmbeddingsEndpoint, EmbeddingsGroup, EmbeddingsRequest } from './types.js';
 
 export type ParsedEmbeddingsRequest =
-  | { ok: true; request: EmbeddingsRequest }
-  | { ok: false; message: string; param: string | null; code: string };
+  { ok: true; request: EmbeddingsRequest } | { ok: false; message: string; param: string | null; code: string };
 
 const OWN_FIELDS = new Set(['model', 'input', 'encoding_format', 'dimensions']);
 
@@ -26,7 +25,10 @@ export function parseEmbeddingsRequest(value: unknown, group: EmbeddingsGroup): 
   const dimensions = body.dimensions;
   if (dimensions !== undefined && dimensions !== null && dimensions !== group.dimensions) {
     // Another length is another index: the group's dimension is what its vectors are checked against.
-    return bad(`group '${group.name}' answers ${group.dimensions}-dimensional vectors; dimensions ${JSON.stringify(dimensions)} was asked`, 'dimensions');
+    return bad(
+      `group '${group.name}' answers ${group.dimensions}-dimensional vectors; dimensions ${JSON.stringify(dimensions)} was asked`,
+      'dimensions',
+    );
   }
   if (inputs.some((i) => typeof i !== 'string') && !usableEndpoints(group).some((e) => e.tokenInputs)) {
     return {
@@ -51,7 +53,8 @@ export function usableEndpoints(group: EmbeddingsGroup): EmbeddingsEndpoint[] {
 
 /** The accepted forms: a string, strings, one token array, token arrays. Returns the problem as a string. */
 function readInputs(input: unknown): EmbeddingInput[] | string {
-  if (input === undefined || input === null) return 'input is required: a string, an array of strings or an array of token arrays';
+  if (input === undefined || input === null)
+    return 'input is required: a string, an array of strings or an array of token arrays';
   if (typeof input === 'string') return input === '' ? 'input must not be an empty string' : [input];
   if (!Array.isArray(input)) return `input must be a string or an array, got ${typeof input}`;
   if (input.length === 0) return 'input must not be an empty array';

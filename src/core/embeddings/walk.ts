@@ -56,10 +56,16 @@ interface Live {
 
 type Race = { kind: 'result'; live: Live; result: CallResult } | { kind: 'hedge' } | { kind: 'abort' };
 
-export async function walkBatch(ctx: WalkContext, candidates: EmbeddingsEndpoint[], inputs: EmbeddingInput[]): Promise<WalkResult> {
+export async function walkBatch(
+  ctx: WalkContext,
+  candidates: EmbeddingsEndpoint[],
+  inputs: EmbeddingInput[],
+): Promise<WalkResult> {
   const { group } = ctx;
   const options = resolveOptions(group);
-  const queue: Candidate[] = ctx.health.plan(candidates).map((p) => ({ endpoint: p.endpoint as EmbeddingsEndpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
+  const queue: Candidate[] = ctx.health
+    .plan(candidates)
+    .map((p) => ({ endpoint: p.endpoint as EmbeddingsEndpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
   const failed: FailedAttempt[] = [];
   const live: Live[] = [];
   let hedgeAt = Infinity;
@@ -73,7 +79,14 @@ export async function walkBatch(ctx: WalkContext, candidates: EmbeddingsEndpoint
     const off = ctx.abort.onAbort(() => cancel.abort());
     const timeoutMs = Math.max(1, Math.min(endpoint.timeoutMs, ctx.remainingMs()));
     const attempt = { candidate, n, started: performance.now(), probe, cancel } as Live;
-    attempt.result = callEmbeddings(ctx.dispatcher, { endpoint, inputs, dimensions: group.dimensions, extra: ctx.extra, timeoutMs, cancel }).then((result) => {
+    attempt.result = callEmbeddings(ctx.dispatcher, {
+      endpoint,
+      inputs,
+      dimensions: group.dimensions,
+      extra: ctx.extra,
+      timeoutMs,
+      cancel,
+    }).then((result) => {
       off();
       return { live: attempt, result };
     });
@@ -117,13 +130,25 @@ export async function walkBatch(ctx: WalkContext, candidates: EmbeddingsEndpoint
       // The losers first: the winner's record is the summary's last, as in chat.
       stopAll(ctx, live, 'another endpoint answered first');
       ctx.records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms });
-      ctx.emit({ type: 'commit', n: attempt.n, endpoint: endpoint.name, model: result.answer.model ?? endpoint.model, ttftMs: ms });
+      ctx.emit({
+        type: 'commit',
+        n: attempt.n,
+        endpoint: endpoint.name,
+        model: result.answer.model ?? endpoint.model,
+        ttftMs: ms,
+      });
       return { kind: 'ok', answer: result.answer, endpoint };
     }
     const { failure } = result;
     ctx.health.recordFailure(endpoint, failure, group.cooldown);
     ctx.budget.record(endpointKey(endpoint));
-    ctx.records.push({ endpoint: endpoint.name, class: failure.class, status: failure.status ?? null, message: failure.message, ms });
+    ctx.records.push({
+      endpoint: endpoint.name,
+      class: failure.class,
+      status: failure.status ?? null,
+      message: failure.message,
+      ms,
+    });
     failed.push({ endpoint: endpoint.name, failure, ms });
     ctx.emit({ type: 'attempt_failed', n: attempt.n, endpoint: endpoint.name, failure, ms, afterCommit: false });
     const delay = retryDelay(failure, attempt.candidate.retry, options.retry);
@@ -146,7 +171,11 @@ async function raceLive(abort: Cancellation, live: Live[], hedgeAt: number): Pro
   let off: (() => void) | undefined;
   const contenders: Array<Promise<Race>> = live.map((l) => l.result.then((r) => ({ kind: 'result' as const, ...r })));
   if (hedgeAt !== Infinity) {
-    contenders.push(new Promise((resolve) => (timer = setTimeout(() => resolve({ kind: 'hedge' }), Math.max(0, hedgeAt - performance.now())))));
+    contenders.push(
+      new Promise(
+        (resolve) => (timer = setTimeout(() => resolve({ kind: 'hedge' }), Math.max(0, hedgeAt - performance.now()))),
+      ),
+    );
   }
   contenders.push(new Promise((resolve) => (off = abort.onAbort(() => resolve({ kind: 'abort' })))));
   try {
