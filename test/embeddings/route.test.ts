@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { json, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { embeddingsEndpoint, embeddingsGroup, embeddingsServer, vectorFor } from '../helpers/embeddings.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
@@ -15,6 +15,7 @@ let proxy: RunningProxy;
 let client: OpenAI;
 let server: FakeUpstream;
 let textOnly: FakeUpstream;
+const KEY = 'sk-echoed-key-0123456789';
 
 before(async () => {
   server = await startFakeUpstream(embeddingsServer('emb-model'));
@@ -136,6 +137,29 @@ describe('/v1/embeddings', () => {
     assert.ok(embeddingsToChat instanceof OpenAI.BadRequestError);
     assert.equal((embeddingsToChat.error as { code?: string }).code, 'wrong_group_kind');
     assert.match(embeddingsToChat.message, /chat group.*kind: embeddings/);
+  });
+
+  it('an upstream that echoes its key never shows it; a deadline ends a silent request with a 504', async () => {
+    const echo = await startFakeUpstream(json({ error: { message: `Incorrect API key provided: ${KEY}` } }, 401));
+    const silent = await startFakeUpstream({ kind: 'hang' });
+    try {
+      proxy.registry.set(embeddingsGroup('echo', [embeddingsEndpoint(echo.baseurl, { name: 'echo', apikey: KEY })]));
+      const res = await post('/embeddings', { model: 'echo', input: 'x' });
+      assert.equal(res.status, 401);
+      assert.doesNotMatch(JSON.stringify(res.body), new RegExp(KEY));
+      assert.match(res.body.error?.message ?? '', /auth 401: Incorrect API key provided: \[REDACTED\]/);
+
+      proxy.registry.set(
+        embeddingsGroup('bounded', [embeddingsEndpoint(silent.baseurl, { name: 'silent', timeoutMs: 30_000 })], {
+          deadlineMs: 300,
+        }),
+      );
+      const late = await post('/embeddings', { model: 'bounded', input: 'x' });
+      assert.equal(late.status, 504);
+      assert.match(late.body.error?.message ?? '', /deadline of 0.3 s/);
+    } finally {
+      await Promise.all([echo.close(), silent.close()]);
+    }
   });
 
   it('leaves the same request and attempt log lines as chat', async () => {

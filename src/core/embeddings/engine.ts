@@ -246,7 +246,9 @@ export class EmbeddingsEngine {
     );
     if (result.kind !== 'exhausted') return result;
     const skipped: SkippedEndpoint[] = [...group.skipped, ...notTried(group, candidates)];
-    const allFailed = buildAllFailed(group.name, result.failed, skipped);
+    // The last attempt was cut to the time left: that is the deadline, whatever the attempt says.
+    const late = ctx.deadlineMs !== null && performance.now() - ctx.started >= ctx.deadlineMs - 1;
+    const allFailed = buildAllFailed(group.name, result.failed, skipped, late ? ctx.deadlineMs : null);
     return { kind: 'failed', event: { type: 'failed', summary: summary(ctx, null, null), ...allFailed } };
   }
 
