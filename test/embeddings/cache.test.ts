@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { EmbeddingsCache } from '../../src/core/embeddings/cache.js';
 
-const vector = (fill: number, dims = 128): Float64Array => new Float64Array(dims).fill(fill);
+const vector = (fill: number, dims = 128): number[] => new Array<number>(dims).fill(fill);
 
 it('stays within its byte bound and evicts the least recently used vector first', () => {
-  const one = vector(1).byteLength;
+  const one = vector(1).length * 8;
   // Room for three vectors and their bookkeeping, not four.
   const cache = new EmbeddingsCache(one * 3 + 600);
   const key = (text: string): string => EmbeddingsCache.key('fam', 128, text);

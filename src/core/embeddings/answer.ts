@@ -9,7 +9,8 @@ import type { Failure, JsonObject } from '../types.js';
 
 /** A sub-batch's vectors, in input order. */
 export interface ValidAnswer {
-  vectors: Float64Array[];
+  /** The parsed arrays themselves (checked, not copied). */
+  vectors: number[][];
   model: string | null;
   promptTokens: number;
   totalTokens: number;
@@ -32,7 +33,7 @@ export function judgeEmbeddingsBody(
   if (data.length !== count)
     return invalid(`${data.length} vector${data.length === 1 ? '' : 's'} for ${count} input${count === 1 ? '' : 's'}`);
 
-  const vectors: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(count);
+  const vectors: Array<number[] | undefined> = new Array<number[] | undefined>(count);
   // Either every item names its index or none does (then the list order is the input order).
   const indexed = data.some((item) => (item as JsonObject | null)?.index !== undefined);
   for (let i = 0; i < count; i++) {
@@ -56,7 +57,7 @@ export function judgeEmbeddingsBody(
   const promptTokens = tokenCount(usage.prompt_tokens);
   return {
     answer: {
-      vectors: vectors as Float64Array[],
+      vectors: vectors as number[][],
       model: typeof body.model === 'string' && body.model !== '' ? body.model : null,
       promptTokens,
       totalTokens: usage.total_tokens === undefined ? promptTokens : tokenCount(usage.total_tokens),
@@ -65,23 +66,21 @@ export function judgeEmbeddingsBody(
 }
 
 /** Numbers (what we ask for) or a base64 string (what some servers send anyway); a string says what is wrong. */
-function readVector(embedding: unknown): Float64Array | string {
+function readVector(embedding: unknown): number[] | string {
   if (typeof embedding === 'string') {
     const bytes = Buffer.from(embedding, 'base64');
     if (bytes.length % 4 !== 0) return 'is base64 that is not a whole number of float32 values';
-    const out = new Float64Array(bytes.length / 4);
+    const out = new Array<number>(bytes.length / 4);
     for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
     return out.every(Number.isFinite) ? out : 'holds a value that is not a finite number';
   }
   if (!Array.isArray(embedding)) return 'is missing or not a list of numbers';
-  const out = new Float64Array(embedding.length);
   for (let i = 0; i < embedding.length; i++) {
     const n: unknown = embedding[i];
     // JSON has no NaN: servers send null, "NaN" or a bare NaN token (which is not JSON and fails above).
     if (typeof n !== 'number' || !Number.isFinite(n)) return `[${i}] is ${JSON.stringify(n)}, not a finite number`;
-    out[i] = n;
   }
-  return out;
+  return embedding as number[];
 }
 
 function tokenCount(value: unknown): number {
@@ -93,7 +92,7 @@ function invalid(message: string): { failure: Failure } {
 }
 
 /** OpenAI's `encoding_format: "base64"`: the vector as little-endian float32 bytes. */
-export function toBase64(vector: Float64Array): string {
+export function toBase64(vector: readonly number[]): string {
   const bytes = Buffer.allocUnsafe(vector.length * 4);
   for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i]!, i * 4);
   return bytes.toString('base64');

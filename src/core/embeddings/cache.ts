@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import type { EmbeddingInput } from './types.js';
 
-/** Per entry beyond the vector itself: the key string, the Map slot, the array header. */
+/** Per entry beyond the vector's 8 bytes a number: the key string, the Map slot, the array header. */
 const ENTRY_OVERHEAD = 160;
 
 export class EmbeddingsCache {
   readonly maxBytes: number;
-  readonly #entries = new Map<string, Float64Array>();
+  readonly #entries = new Map<string, number[]>();
   #bytes = 0;
   hits = 0;
   misses = 0;
@@ -38,7 +38,7 @@ export class EmbeddingsCache {
     return `${family}\u0000${dimensions}\u0000${hash}`;
   }
 
-  get(key: string): Float64Array | undefined {
+  get(key: string): number[] | undefined {
     const vector = this.#entries.get(key);
     if (vector === undefined) {
       this.misses += 1;
@@ -51,20 +51,20 @@ export class EmbeddingsCache {
     return vector;
   }
 
-  set(key: string, vector: Float64Array): void {
-    const cost = vector.byteLength + ENTRY_OVERHEAD;
+  set(key: string, vector: number[]): void {
+    const cost = vector.length * 8 + ENTRY_OVERHEAD;
     if (cost > this.maxBytes) return;
     const old = this.#entries.get(key);
     if (old !== undefined) {
       this.#entries.delete(key);
-      this.#bytes -= old.byteLength + ENTRY_OVERHEAD;
+      this.#bytes -= old.length * 8 + ENTRY_OVERHEAD;
     }
     this.#entries.set(key, vector);
     this.#bytes += cost;
     for (const [oldest, value] of this.#entries) {
       if (this.#bytes <= this.maxBytes) break;
       this.#entries.delete(oldest);
-      this.#bytes -= value.byteLength + ENTRY_OVERHEAD;
+      this.#bytes -= value.length * 8 + ENTRY_OVERHEAD;
     }
   }
 }

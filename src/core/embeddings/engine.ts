@@ -155,7 +155,7 @@ export class EmbeddingsEngine {
   async #serve(ctx: Ctx): Promise<EmbeddingsOutcome> {
     const { group, run } = ctx;
     const inputs = run.request.inputs;
-    const vectors: Array<Float64Array | undefined> = new Array<Float64Array | undefined>(inputs.length);
+    const vectors: Array<number[] | undefined> = new Array<number[] | undefined>(inputs.length);
     const cache = this.cacheOf(group);
     // Crossing families, the family is only known once the first sub-batch is answered.
     let family: string | null = group.allowCrossFamily ? null : group.family;
@@ -211,7 +211,7 @@ export class EmbeddingsEngine {
       data: vectors.map((v, index) => ({
         object: 'embedding',
         index,
-        embedding: base64 ? toBase64(v!) : Array.from(v!),
+        embedding: base64 ? toBase64(v!) : v!,
       })),
       model: model ?? usableEndpoints(group).find((e) => e.family === group.family)?.model ?? group.family,
       usage: { prompt_tokens: promptTokens, total_tokens: totalTokens },
