@@ -92,6 +92,12 @@ describe('embeddings through the built CLI', { skip: built ? false : 'run `npm r
     await rm(logDir, { recursive: true, force: true });
   });
 
+  it('ask refuses an embeddings group with a usage error (exit 2)', async () => {
+    const run = await runCli(['ask', '--profiles', dir, '-g', 'rag', 'hi'], { env: cliEnv({ EMB_TEST_KEY: KEY }) });
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /group 'rag' is an embeddings group \(kind: embeddings\); ask needs a chat group/);
+  });
+
   it('test-endpoints probes each embeddings endpoint with one word and checks the dimension', async () => {
     const run = await runCli(['test-endpoints', '--profiles', dir, '--json'], { env: cliEnv({ EMB_TEST_KEY: KEY }) });
     const rows = JSON.parse(run.stdout) as ProbeRow[];
