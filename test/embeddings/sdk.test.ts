@@ -55,6 +55,10 @@ after(async () => {
 
 const inputs = ['the cat', 'sat on', 'the mat'];
 const expected = (family: string, list: unknown[] = inputs): number[][] => list.map((i) => vectorFor(family, i));
+/** The three inputs as floats, with the response headers. */
+const floatEmbeddings = (model: string) =>
+  client.embeddings.create({ model, input: inputs, encoding_format: 'float' }).withResponse();
+const vectors = (answer: OpenAI.CreateEmbeddingResponse): number[][] => answer.data.map((d) => d.embedding);
 
 describe('embeddings through the openai SDK', () => {
   it('float: a 503 and a 429 fail over; the upstream is asked for float with the group dimensions', async () => {
@@ -66,13 +70,8 @@ describe('embeddings through the openai SDK', () => {
       embeddingsEndpoint(limited.baseurl, { name: 'limited' }),
       embeddingsEndpoint(good.baseurl, { name: 'good' }),
     ]);
-    const { data, response } = await client.embeddings
-      .create({ model: name, input: inputs, encoding_format: 'float' })
-      .withResponse();
-    assert.deepEqual(
-      data.data.map((d) => d.embedding),
-      expected('emb-model'),
-    );
+    const { data, response } = await floatEmbeddings(name);
+    assert.deepEqual(vectors(data), expected('emb-model'));
     assert.deepEqual(
       data.data.map((d) => d.index),
       [0, 1, 2],
@@ -140,13 +139,8 @@ describe('embeddings through the openai SDK', () => {
         embeddingsEndpoint(bad.baseurl, { name: 'bad' }),
         embeddingsEndpoint(good.baseurl, { name: 'good' }),
       ]);
-      const { data, response } = await client.embeddings
-        .create({ model: name, input: inputs, encoding_format: 'float' })
-        .withResponse();
-      assert.deepEqual(
-        data.data.map((d) => d.embedding),
-        expected('emb-model'),
-      );
+      const { data, response } = await floatEmbeddings(name);
+      assert.deepEqual(vectors(data), expected('emb-model'));
       assert.equal(response.headers.get('x-failproxy-endpoint'), 'good');
       // When nothing else is left, the reason is what the client reads.
       const alone = addGroup([embeddingsEndpoint(bad.baseurl, { name: 'bad' })]);
@@ -211,15 +205,10 @@ describe('embeddings through the openai SDK', () => {
       },
     );
     const started = Date.now();
-    const { data, response } = await client.embeddings
-      .create({ model: name, input: inputs, encoding_format: 'float' })
-      .withResponse();
+    const { data, response } = await floatEmbeddings(name);
     assert.ok(Date.now() - started < 10_000);
     assert.equal(response.headers.get('x-failproxy-endpoint'), 'quick');
-    assert.deepEqual(
-      data.data.map((d) => d.embedding),
-      expected('emb-model'),
-    );
+    assert.deepEqual(vectors(data), expected('emb-model'));
     for (let i = 0; i < 200 && slow.aborted === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(slow.aborted, 1);
   });
