@@ -24,6 +24,11 @@ const KNOWN_FIELDS = [
   'params',
   'think_open',
   'prefill',
+  // kind: embeddings groups (embeddings.ts reads them).
+  'family',
+  'send_dimensions',
+  'max_batch',
+  'token_inputs',
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */

@@ -4,6 +4,7 @@
  * `Group` stay two types; every problem is collected with its field path.
  */
 import type { CooldownOptions, Group, ReasoningMode, SkippedEndpoint } from '../core/types.js';
+import { EMBEDDINGS_GROUP_OPTIONS, readEmbeddingsGroup, type EndpointSource } from './embeddings.js';
 import type { EndpointDraft } from './endpoint.js';
 import { isPlainObject, suggestField, validateEndpoint } from './endpoint.js';
 import type { ConfigProblem } from './problems.js';
@@ -13,7 +14,7 @@ import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } fro
 const REASONING_MODES: readonly ReasoningMode[] = ['field', 'tags', 'strip'];
 export const DEFAULT_COOLDOWN: Readonly<CooldownOptions> = { failures: 3, seconds: 30 };
 
-const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS] as const;
+const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS, ...EMBEDDINGS_GROUP_OPTIONS] as const;
 
 export interface GroupResult {
   /** Null when the file is unusable as a whole (bad shape or options, or no valid endpoint). */
@@ -41,9 +42,11 @@ function buildGroup(raw: unknown, name: string, file: string, ctx: Ctx): Group |
   const options = readGroupOptions(shape.options, ctx.sink);
 
   const drafts: EndpointDraft[] = [];
+  const sources: EndpointSource[] = [];
   shape.endpoints.forEach((item, i) => {
     const draft = validateEndpoint(item, indexPath(shape.base, i), ctx);
     if (draft) drafts.push(draft);
+    if (draft) sources.push({ endpoint: draft.endpoint, at: draft.at, raw: item });
   });
   assignUniqueNames(drafts, ctx.sink);
   const { endpoints, skipped } = separateSkipped(drafts, ctx.sink);
@@ -57,7 +60,7 @@ function buildGroup(raw: unknown, name: string, file: string, ctx: Ctx): Group |
   }
   // Group options shape every request, so a wrong one invalidates the file rather than being guessed.
   if (!options) return null;
-  return { name, source: file, endpoints, skipped, ...options };
+  return readEmbeddingsGroup({ name, source: file, endpoints, skipped, ...options }, shape.options, sources, ctx.sink);
 }
 
 interface Shape {

@@ -230,3 +230,29 @@ function htmlTitle(html: string): string {
   const h1 = /<h1[^>]*>([^<]*)<\/h1>/i.exec(html)?.[1]?.trim();
   return h1 ? `HTML error page: ${h1}` : 'HTML error page';
 }
+
+/**
+ * A complete 2xx body as the JSON object it should be, or why it is not
+ * usable: empty, an HTML page, not JSON, not an object, or an error carried
+ * in a 200 (`{error}`, `{object: "error"}`). A top-level array is judged by
+ * its first element (Gemini-style error lists).
+ */
+export function parseAnswerBody(text: string, contentType: string): { payload: JsonObject } | { failure: Failure } {
+  const trimmed = text.trim();
+  const invalid = (message: string): { failure: Failure } => ({ failure: { class: 'invalid_response', message } });
+  if (trimmed === '') return invalid('empty response body');
+  if (trimmed.startsWith('<')) return invalid(extractUpstreamMessage(trimmed, contentType || 'text/html'));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch {
+    return invalid(`response is not JSON: ${extractUpstreamMessage(trimmed, contentType)}`);
+  }
+  const payload: unknown = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!payload || typeof payload !== 'object') return invalid('response is not a JSON object');
+  const obj = payload as JsonObject;
+  const inBody = failureFromErrorPayload(obj);
+  if (inBody) return { failure: inBody };
+  if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
+  return { payload: obj };
+}

@@ -2,7 +2,7 @@
  * Building one upstream request from the client's (SPEC §3.1, §3.5), and
  * judging a complete non-streamed upstream body.
  */
-import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
+import { parseAnswerBody } from './classify.js';
 import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
 
@@ -38,22 +38,9 @@ export function judgeCompletionBody(
   options: NormalizeOptions,
   acceptContentFilter = false,
 ): BodyVerdict {
-  const trimmed = text.trim();
-  if (trimmed === '') return invalid('empty response body');
-  if (trimmed.startsWith('<')) return invalid(extractUpstreamMessage(trimmed, contentType || 'text/html'));
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(trimmed);
-  } catch {
-    return invalid(`response is not JSON: ${extractUpstreamMessage(trimmed, contentType)}`);
-  }
-  const payload = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!payload || typeof payload !== 'object') return invalid('response is not a JSON object');
-  const obj = payload as JsonObject;
-  const inBody = failureFromErrorPayload(obj);
-  if (inBody) return { failure: inBody };
-  if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
-  const completion = normalizeCompletion(obj, options);
+  const parsed = parseAnswerBody(text, contentType);
+  if ('failure' in parsed) return parsed;
+  const completion = normalizeCompletion(parsed.payload, options);
   if (!completion) return invalid('response has no choices[0].message');
   if (!completionHasOutput(completion)) {
     if (completion.choices[0]?.finish_reason === 'content_filter') {

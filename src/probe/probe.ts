@@ -4,10 +4,13 @@
  * classification, timeouts and stream handling are exactly the proxy's.
  * Returns typed rows; rendering them is the command's business.
  */
+import { EmbeddingsEngine } from '../core/embeddings/engine.js';
+import { isEmbeddingsGroup, type EmbeddingsEndpoint } from '../core/embeddings/types.js';
 import { FailoverEngine } from '../core/engine.js';
 import { HealthTracker } from '../core/health.js';
 import { redactSecrets } from '../core/redact.js';
 import type { ChatRequest, Endpoint, FailureClass, Group } from '../core/types.js';
+import { probeEmbeddingsEndpoint } from './embeddings.js';
 
 /** `ok`, the failure class, `skipped` (unusable in the profile) or `cancelled` (the caller aborted). */
 export type ProbeResult = 'ok' | FailureClass | 'skipped' | 'cancelled';
@@ -91,13 +94,25 @@ export async function probeEndpoints(groups: Iterable<Group>, options: ProbeOpti
   }
   for (const [row, index] of skippedRows) options.onRow?.(row, index);
 
-  const engine = new FailoverEngine({ health: new HealthTracker() });
+  const health = new HealthTracker();
+  const engine = new FailoverEngine({ health });
+  let embeddings: EmbeddingsEngine | undefined;
   let next = 0;
   const worker = async (): Promise<void> => {
     for (;;) {
       const task = tasks[next++];
       if (!task) return;
-      const row = await probeOne(engine, task.group, task.endpoint, options.signal);
+      const { group, endpoint } = task;
+      const row = isEmbeddingsGroup(group)
+        ? await probeEmbeddingsEndpoint(
+            (embeddings ??= new EmbeddingsEngine({ health })),
+            group,
+            endpoint as EmbeddingsEndpoint,
+            placeholder(group, endpoint),
+            shorten,
+            options.signal,
+          )
+        : await probeOne(engine, group, endpoint, options.signal);
       rows[task.index] = row;
       options.onRow?.(row, task.index);
     }
@@ -105,7 +120,7 @@ export async function probeEndpoints(groups: Iterable<Group>, options: ProbeOpti
   try {
     await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
   } finally {
-    await engine.close();
+    await Promise.all([engine.close(), embeddings?.close()]);
   }
   return rows;
 }

@@ -7,11 +7,14 @@
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Cancellation } from '../core/cancellation.js';
+import { EmbeddingsEngine } from '../core/embeddings/engine.js';
+import { isEmbeddingsGroup } from '../core/embeddings/types.js';
 import type { FailoverEngine } from '../core/engine.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import type { EngineEvent } from '../core/types.js';
 import { createAccessControl, sendPreflight, type Refusal } from './access.js';
 import { ChunkEncoder } from './chunk-encoder.js';
+import { serveEmbeddings } from './embeddings.js';
 import { BodyTooLargeError, readBody, sendError, sendJson, type Headers } from './http.js';
 import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
 import type { GroupRegistry } from './registry.js';
@@ -19,6 +22,8 @@ import { parseClientBody, type Route } from './repair.js';
 
 export interface ProxyServerOptions {
   engine: FailoverEngine;
+  /** Serves `/v1/embeddings`; by default one sharing the chat engine's health, closed at shutdown. */
+  embeddings?: EmbeddingsEngine;
   groups: GroupRegistry;
   /** Client keys; empty = no auth. */
   apiKeys?: readonly string[];
@@ -72,6 +77,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     ...access.baseHeaders,
     'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired',
   };
+  const embeddings = options.embeddings ?? new EmbeddingsEngine({ health: options.engine.health });
+  const embeddingsRoute = { engine: embeddings, groups: options.groups, observers, maxBody };
   let inFlight = 0;
   let draining = false;
   const idle: Array<() => void> = [];
@@ -129,6 +136,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (path === '/v1/completions' || path === '/completions') {
       return method === 'POST' ? proxy(req, res, headers, requestId, 'completions') : notAllowed(res, headers);
     }
+    if (path === '/v1/embeddings' || path === '/embeddings') {
+      return method === 'POST' ? serveEmbeddings(embeddingsRoute, req, res, headers, requestId) : notAllowed(res, headers);
+    }
     sendError(res, 404, `Unknown route ${method} ${path}`, 'invalid_request_error', 'not_found', null, headers);
   }
 
@@ -163,6 +173,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       const names = options.groups.names();
       const known = names.length > 0 ? `Available groups: ${names.join(', ')}` : 'No groups are configured';
       return sendError(res, 404, `The model (group) '${body.model}' does not exist. ${known}.`, 'invalid_request_error', 'model_not_found', 'model', headers);
+    }
+    if (isEmbeddingsGroup(group)) {
+      const message = `Group '${group.name}' is an embeddings group (kind: embeddings); send it to /v1/embeddings`;
+      return sendError(res, 400, message, 'invalid_request_error', 'wrong_group_kind', 'model', headers);
     }
 
     const cancellation = new Cancellation();
@@ -305,6 +319,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       }
       server.closeAllConnections();
       await closed;
+      if (!options.embeddings) await embeddings.close();
     },
   };
 }

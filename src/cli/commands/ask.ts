@@ -11,6 +11,7 @@ import { InterruptedError, UsageError, WorkFailedError } from '../../core/errors
 import type { RequestContext } from '../../core/observe.js';
 import type { ChatMessage, ChatRequest, EngineEvent, Group } from '../../core/types.js';
 import { groupNameOf } from '../../config/profiles.js';
+import { isEmbeddingsGroup } from '../../core/embeddings/types.js';
 import type { ConfigProblem } from '../../config/profiles.js';
 import { startDemoUpstreams, type DemoUpstreams } from '../../demo/upstreams.js';
 import { LogObserver } from '../../logging/observer.js';
@@ -149,6 +150,7 @@ async function runAsk(words: string[], options: AskOptions): Promise<void> {
       group = loaded.groups.get(groupName);
     }
     if (group === undefined) throw new UsageError(`unknown group '${groupName}'`);
+    if (isEmbeddingsGroup(group)) throw new UsageError(`group '${groupName}' is an embeddings group (kind: embeddings); ask needs a chat group`);
     const terminal = await askGroup(group, buildRequest(group.name, prompt, options), options);
     settle(terminal, group);
   } finally {
