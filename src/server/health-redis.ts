@@ -10,6 +10,10 @@
  * instance that cannot reach Redis (or gets no answer within a second) runs
  * on its local view, reconnects with backoff, and resynchronises.
  *
+ * This file is the state-sync protocol (versions, probe locks, what to push
+ * on resynchronisation); `health-redis-connection.ts` owns the clients,
+ * up/down, heartbeats and backoff, and is reached only through `RedisLink`.
+ *
  * Keys (all under the prefix): `ep:<id>` a hash per endpoint (c consecutive,
  * u open until, m open ms, r reason, msg message, v version), `probe:<id>`
  * the half-open probe lock, `instance:<id>` heartbeats; channel `health`.
@@ -17,16 +21,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createClient } from 'redis';
 import type { FailureUpdate, HealthSink, HealthStore, HealthStoreStatus, SharedHealth } from '../core/health.js';
 import { redactSecrets } from '../core/redact.js';
 import type { Endpoint, FailureClass } from '../core/types.js';
-import { LUA } from './health-redis-lua.js';
+import { ANSWER_WITHIN_MS, RedisConnection, type RawFields, type RedisLink } from './health-redis-connection.js';
 
-type Client = ReturnType<typeof createClient>;
 /** HMGET c u m r msg v, as Redis returns it (false/null for a missing field). */
-type RawState = Array<string | number | null | false>;
+type RawState = RawFields;
 
+/** How `serve --redis` reaches Redis and reports on it. */
 export interface RedisHealthOptions {
   /** `redis://[user:pass@]host:port[/db]` or `rediss://…` */
   url: string;
@@ -42,93 +45,52 @@ export interface RedisHealthOptions {
 type LockState =
   { state: 'asking'; until: number } | { state: 'granted'; until: number } | { state: 'denied'; until: number };
 
-/** A Redis that does not answer within this long counts as unavailable. */
-const ANSWER_WITHIN_MS = 1000;
 /** How long a closed (or only counting) endpoint's hash outlives its last change. */
 const KEEP_MS = 10 * 60_000;
-/** Commands in flight beyond which new updates stay local (a stalled Redis must not grow a queue). */
-const MAX_IN_FLIGHT = 512;
 const MESSAGE_MAX = 300;
 
+/**
+ * A {@link HealthStore} that shares endpoint health through Redis: local
+ * changes go out as atomic scripts, other instances' changes come in on the
+ * channel, and the local view decides whenever Redis is not usable.
+ */
 export class RedisHealthStore implements HealthStore {
   readonly instanceId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   readonly #prefix: string;
   readonly #channel: string;
   readonly #now: () => number;
-  readonly #heartbeatMs: number;
-  readonly #onChange: RedisHealthOptions['onConnectionChange'];
-  readonly #client: Client;
-  readonly #subscriber: Client;
+  readonly #connection: RedisConnection;
+  /** The only way the protocol reaches Redis. */
+  readonly #link: RedisLink;
   #sink: HealthSink | null = null;
-
-  /** Usable: both connections ready, subscribed, resynchronised, and answering. */
-  #up = false;
-  #everUp = false;
-  #reportedDown = false;
-  #closed = false;
-  #subscribed = false;
-  #resyncing: Promise<void> | null = null;
-  #resyncAgain = false;
-  #inFlight = 0;
-  #instances: number | null = null;
-  #heartbeat: NodeJS.Timeout | null = null;
-  #firstReady: () => void = () => {};
-  readonly #ready: Promise<void>;
 
   /** Latest shared version applied per endpoint: replies and messages may arrive out of order. */
   readonly #versions = new Map<string, number>();
   readonly #locks = new Map<string, LockState>();
   /** Endpoints whose local changes Redis has not confirmed (pushed on resynchronisation). */
   readonly #dirty = new Set<string>();
-  readonly #shas = new Map<keyof typeof LUA, string>();
 
   constructor(options: RedisHealthOptions) {
     this.#prefix = options.prefix ?? 'failproxy:';
     this.#channel = `${this.#prefix}health`;
     this.#now = options.now ?? Date.now;
-    this.#heartbeatMs = options.heartbeatMs ?? 2000;
-    this.#onChange = options.onConnectionChange;
-    this.#ready = new Promise((resolve) => (this.#firstReady = resolve));
-    this.#client = createClient({
+    this.#connection = new RedisConnection({
       url: options.url,
-      // Fail commands at once while disconnected instead of queueing them.
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: ANSWER_WITHIN_MS,
-        reconnectStrategy: (retries) => Math.min(100 * 2 ** Math.min(retries, 5), 2000),
-      },
+      prefix: this.#prefix,
+      channel: this.#channel,
+      instanceId: this.instanceId,
+      heartbeatMs: options.heartbeatMs ?? 2000,
+      now: this.#now,
+      onConnectionChange: options.onConnectionChange,
+      onMessage: (message) => this.#onMessage(message),
+      resync: () => this.#resync(),
     });
-    this.#subscriber = this.#client.duplicate();
-    for (const [name, client] of [
-      ['commands', this.#client],
-      ['subscriber', this.#subscriber],
-    ] as const) {
-      client.on('error', (e: Error) => this.#down(`${name} connection: ${e.message || e.name}`));
-      client.on('end', () => this.#down(`${name} connection closed`));
-      client.on('ready', () => this.#scheduleResync());
-    }
+    this.#link = this.#connection;
   }
 
   /** Connect in the background; resolves when shared, or after `waitMs` either way. */
-  async start(waitMs = 1000): Promise<boolean> {
-    this.#client.connect().catch(() => {});
-    this.#subscriber
-      .connect()
-      .then(() => this.#subscriber.subscribe(this.#channel, (message) => this.#onMessage(message)))
-      .then(() => {
-        // node-redis renews the subscription itself on every reconnection.
-        this.#subscribed = true;
-        this.#scheduleResync();
-      })
-      .catch(() => {});
-    this.#heartbeat = setInterval(() => void this.#beat(), this.#heartbeatMs);
-    this.#heartbeat.unref();
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
-    await Promise.race([this.#ready, waited]);
-    clearTimeout(timer);
-    if (!this.#up) this.#down(`no answer from redis within ${waitMs} ms`);
-    return this.#up;
+  start(waitMs = 1000): Promise<boolean> {
+    return this.#connection.start(waitMs);
   }
 
   attach(sink: HealthSink): void {
@@ -137,7 +99,7 @@ export class RedisHealthStore implements HealthStore {
 
   mayProbe(id: string, endpoint: Endpoint): boolean {
     // Alone, the local view decides, as it would without Redis.
-    if (!this.#up) return true;
+    if (!this.#link.up) return true;
     const now = this.#now();
     const lock = this.#locks.get(id);
     if (lock && now < lock.until) return lock.state === 'granted';
@@ -171,56 +133,43 @@ export class RedisHealthStore implements HealthStore {
 
   released(id: string): void {
     this.#locks.delete(id);
-    if (!this.#canSend()) return;
-    this.#run('release', [this.#lockKey(id)], [this.instanceId, this.#channel, id]).catch(() => {});
+    if (!this.#link.canSend()) return;
+    this.#link.run('release', [this.#lockKey(id)], [this.instanceId, this.#channel, id]).catch(() => {});
   }
 
   status(): HealthStoreStatus {
-    return { store: 'redis', shared: this.#up, connected: this.#up, instances: this.#up ? this.#instances : null };
+    const up = this.#link.up;
+    return { store: 'redis', shared: up, connected: up, instances: up ? this.#connection.instances : null };
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
-    if (this.#up) await withTimeout(this.#client.del(this.#instanceKey()), 300).catch(() => {});
-    this.#up = false;
-    for (const client of [this.#subscriber, this.#client]) {
-      try {
-        await client.disconnect();
-      } catch {
-        // Never connected, or already gone.
-      }
-    }
+  /** Leave: this instance stops counting as live, and both connections close. */
+  close(): Promise<void> {
+    return this.#connection.close();
   }
 
   // -------------------------------------------------------------------------
 
   #key = (id: string): string => `${this.#prefix}ep:${id}`;
   #lockKey = (id: string): string => `${this.#prefix}probe:${id}`;
-  #instanceKey = (): string => `${this.#prefix}instance:${this.instanceId}`;
-
-  #canSend(): boolean {
-    return this.#up && this.#inFlight < MAX_IN_FLIGHT;
-  }
 
   /** One atomic change of an endpoint's shared state; kept for resynchronisation when it cannot be sent. */
   #update(id: string, script: 'failure' | 'success', args: string[]): void {
-    if (!this.#canSend()) {
+    if (!this.#link.canSend()) {
       this.#dirty.add(id);
       return;
     }
-    this.#run(script, [this.#key(id), this.#lockKey(id)], args).then(
+    this.#link.run(script, [this.#key(id), this.#lockKey(id)], args).then(
       (state) => this.#applyRaw(id, state as RawState),
       () => this.#dirty.add(id),
     );
   }
 
   #acquire(id: string, endpoint: Endpoint, now: number): void {
-    if (!this.#canSend()) return;
+    if (!this.#link.canSend()) return;
     this.#locks.set(id, { state: 'asking', until: now + ANSWER_WITHIN_MS });
     // Long enough for the probe to get its first token; a crashed holder frees it by expiry.
     const lockMs = Math.max(1000, Math.round(endpoint.timeoutMs) + 2000);
-    this.#run('acquire', [this.#key(id), this.#lockKey(id)], [this.instanceId, String(now), String(lockMs)]).then(
+    this.#link.run('acquire', [this.#key(id), this.#lockKey(id)], [this.instanceId, String(now), String(lockMs)]).then(
       (reply) => {
         const [verdict, state, pttl] = reply as [string, RawState, number | undefined];
         this.#applyRaw(id, state);
@@ -233,26 +182,6 @@ export class RedisHealthStore implements HealthStore {
       },
       () => this.#locks.delete(id),
     );
-  }
-
-  /** Run a Lua script by SHA, loading it when Redis does not know it (first use, or after a restart). */
-  async #run(name: keyof typeof LUA, keys: string[], args: string[]): Promise<unknown> {
-    this.#inFlight += 1;
-    try {
-      const sha = this.#shas.get(name);
-      if (sha !== undefined) {
-        try {
-          return await this.#client.evalSha(sha, { keys, arguments: args });
-        } catch (e) {
-          if (!(e instanceof Error) || !e.message.startsWith('NOSCRIPT')) throw e;
-        }
-      }
-      const loaded = await this.#client.scriptLoad(LUA[name]);
-      this.#shas.set(name, loaded);
-      return await this.#client.evalSha(loaded, { keys, arguments: args });
-    } finally {
-      this.#inFlight -= 1;
-    }
   }
 
   #onMessage(message: string): void {
@@ -277,47 +206,16 @@ export class RedisHealthStore implements HealthStore {
     this.#sink?.apply(id, state.health);
   }
 
-  #down(detail: string): void {
-    if (this.#closed) return;
-    this.#up = false;
-    if (this.#reportedDown) return;
-    this.#reportedDown = true;
-    this.#onChange?.('unavailable', detail);
-  }
-
-  #scheduleResync(): void {
-    if (this.#closed) return;
-    if (this.#resyncing) {
-      this.#resyncAgain = true;
-      return;
-    }
-    this.#resyncing = this.#resync()
-      .catch((e: unknown) => this.#down(`resynchronising: ${e instanceof Error ? e.message : String(e)}`))
-      .finally(() => {
-        this.#resyncing = null;
-        if (this.#resyncAgain) {
-          this.#resyncAgain = false;
-          this.#scheduleResync();
-        }
-      });
-  }
-
   /**
-   * After (re)connecting: adopt the shared state, push what changed here while
-   * Redis was away (or what Redis lost in a restart), then go live.
+   * After (re)connecting: adopt the shared state, and push what changed here
+   * while Redis was away (or what Redis lost in a restart). The connection
+   * goes live once this resolves; a rejection keeps it down.
    */
   async #resync(): Promise<void> {
-    if (!this.#client.isReady || !this.#subscriber.isReady || !this.#subscribed) return;
     // Messages that arrive from now on are newer than what the scan reads.
     this.#versions.clear();
     this.#locks.clear();
-    this.#shas.clear();
-    const remote = new Map<string, RawState>();
-    const match = `${globEscape(this.#prefix)}ep:*`;
-    const keys: string[] = [];
-    for await (const key of this.#client.scanIterator({ MATCH: match, COUNT: 500 })) keys.push(key);
-    const states = await Promise.all(keys.map((key) => this.#client.hmGet(key, ['c', 'u', 'm', 'r', 'msg', 'v'])));
-    keys.forEach((key, i) => remote.set(key.slice(`${this.#prefix}ep:`.length), states[i] as RawState));
+    const remote = await this.#link.readHashes(`${this.#prefix}ep:`, ['c', 'u', 'm', 'r', 'msg', 'v']);
 
     const local = new Map(this.#sink?.entries() ?? []);
     const dirty = new Set(this.#dirty);
@@ -333,7 +231,7 @@ export class RedisHealthStore implements HealthStore {
       if (mine === undefined) {
         // Closed here while Redis was away: the latest evidence is that it answers.
         pushes.push(
-          this.#run(
+          this.#link.run(
             'success',
             [this.#key(id), this.#lockKey(id)],
             [this.instanceId, String(KEEP_MS), this.#channel, id],
@@ -341,7 +239,7 @@ export class RedisHealthStore implements HealthStore {
         );
       } else {
         pushes.push(
-          this.#run(
+          this.#link.run(
             'merge',
             [this.#key(id)],
             [...stateArgs(mine), String(this.#now()), String(KEEP_MS), this.#channel, id],
@@ -354,45 +252,6 @@ export class RedisHealthStore implements HealthStore {
       );
     }
     await Promise.all(pushes);
-    await this.#beat(true);
-  }
-
-  /** Heartbeat: refresh this instance's key, count the live ones, and notice a Redis that stopped answering. */
-  async #beat(fromResync = false): Promise<void> {
-    if (this.#closed || !this.#client.isReady) return;
-    if (!this.#up && !fromResync) {
-      // Connected but not live: a stalled Redis that answers again needs a resync first.
-      if (this.#subscriber.isReady && !this.#resyncing) this.#scheduleResync();
-      return;
-    }
-    try {
-      await withTimeout(
-        this.#client.set(this.#instanceKey(), String(this.#now()), { PX: this.#heartbeatMs * 3 }),
-        ANSWER_WITHIN_MS,
-      );
-      let count = 0;
-      const match = `${globEscape(this.#prefix)}instance:*`;
-      for await (const _ of this.#client.scanIterator({ MATCH: match, COUNT: 500 })) count += 1;
-      this.#instances = count;
-    } catch (e) {
-      this.#down(
-        e instanceof TimeoutError ? `no answer from redis within ${ANSWER_WITHIN_MS} ms` : `heartbeat: ${String(e)}`,
-      );
-      return;
-    }
-    if (fromResync && !this.#closed) this.#live();
-  }
-
-  #live(): void {
-    this.#up = true;
-    if (!this.#everUp) {
-      this.#everUp = true;
-      this.#firstReady();
-    }
-    if (this.#reportedDown) {
-      this.#reportedDown = false;
-      this.#onChange?.('back', 'health is shared again');
-    }
   }
 }
 
@@ -435,18 +294,4 @@ function stateArgs(s: SharedHealth): string[] {
     s.reason ?? '',
     message,
   ];
-}
-
-function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
-}
-
-class TimeoutError extends Error {}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
