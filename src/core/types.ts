@@ -38,6 +38,8 @@ export interface Endpoint {
    * when the endpoint rejects it. Default `auto`.
    */
   prefill?: PrefillMode;
+  /** Send replayed reasoning back as `reasoning_content` (endpoint option `reasoning_replay`); undefined = by model name. */
+  reasoningReplay?: boolean;
 }
 
 export type PrefillMode = 'auto' | boolean;
@@ -85,6 +87,12 @@ export interface Group {
   deadlineMs?: number | null;
   /** Treat a content-filter refusal as a failure to fail over from. Default true. */
   failoverOnContentFilter?: boolean;
+  /**
+   * Seconds without a commit after which a streaming front door sends its
+   * head and opening event, then keep-alives (group option `early_start_s`);
+   * null = off, undefined = the front door's default.
+   */
+  earlyStartS?: number | null;
 }
 
 // ---------------------------------------------------------------------------

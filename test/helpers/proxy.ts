@@ -25,7 +25,13 @@ export interface RunningProxy {
 
 export async function startProxy(
   groups: Group[],
-  options: { apiKeys?: string[]; maxBody?: number; corsOrigin?: string; logLevel?: 'debug' | 'info' } = {},
+  options: {
+    apiKeys?: string[];
+    maxBody?: number;
+    corsOrigin?: string;
+    logLevel?: 'debug' | 'info';
+    modelMap?: Array<{ pattern: string; group: string }>;
+  } = {},
 ): Promise<RunningProxy> {
   const logDir = await mkdtemp(path.join(tmpdir(), 'failproxy-logs-'));
   const logger = new JsonlLogger({ dir: logDir, level: options.logLevel ?? 'info' });
@@ -38,6 +44,7 @@ export async function startProxy(
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
     ...(options.maxBody ? { maxBody: options.maxBody } : {}),
     ...(options.corsOrigin ? { corsOrigin: options.corsOrigin } : {}),
+    ...(options.modelMap ? { modelMap: options.modelMap } : {}),
   });
   await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
   const { port } = proxy.server.address() as AddressInfo;

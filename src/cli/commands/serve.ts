@@ -15,6 +15,7 @@ import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/p
 import { LogObserver } from '../../logging/observer.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
+import { parseModelMapping, type ModelMapping } from '../../protocols/model-map.js';
 import { createProxyServer } from '../../server/app.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
@@ -29,6 +30,7 @@ interface RawServeOptions {
   demo?: boolean;
   redis?: string;
   redisPrefix: string;
+  modelMap: string[];
   profiles?: string;
   logDir?: string;
 }
@@ -43,6 +45,7 @@ interface ServeOptions {
   /** Share endpoint health through this Redis; undefined = in-memory, private to this process. */
   redis: URL | undefined;
   redisPrefix: string;
+  modelMap: ModelMapping[];
   profiles: string | undefined;
   logDir: string | undefined;
 }
@@ -58,6 +61,7 @@ export function serveCommand(): Command {
       .option('--api-key <key>', 'require this client key (repeatable; also $FAILPROXY_API_KEYS)', collect, [])
       .option('--cors-origin <origin>', 'Access-Control-Allow-Origin value', '*')
       .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
+      .option('--model-map <pattern=group>', 'serve client model names (e.g. claude-sonnet-*) from a group on /v1/messages and /v1/responses (repeatable)', collect, [])
       .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
       .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
       .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:'),
@@ -80,6 +84,11 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
     demo: raw.demo === true,
     redis: parseRedisUrl(raw.redis ?? process.env.FAILPROXY_REDIS_URL),
     redisPrefix: raw.redisPrefix,
+    modelMap: raw.modelMap.map((text) => {
+      const mapping = parseModelMapping(text);
+      if (!mapping) throw new ConfigError(`--model-map expects PATTERN=GROUP (e.g. 'claude-sonnet-*=think-stream'), got "${text}"`);
+      return mapping;
+    }),
     profiles: raw.profiles,
     logDir: raw.logDir,
   };
@@ -118,6 +127,7 @@ async function serve(options: ServeOptions): Promise<void> {
     apiKeys: options.apiKeys,
     corsOrigin: options.corsOrigin,
     maxBody: options.maxBody,
+    modelMap: options.modelMap,
     observers,
     extraRoutes: observability.routes,
   });
