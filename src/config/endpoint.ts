@@ -24,6 +24,7 @@ const KNOWN_FIELDS = [
   'params',
   'think_open',
   'prefill',
+  'reasoning_replay',
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */
@@ -108,6 +109,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   const stream = reader.boolean('stream');
   const thinkOpen = reader.boolean('think_open');
   const prefill = raw['prefill'] === 'auto' ? 'auto' : reader.boolean('prefill');
+  const reasoningReplay = reader.boolean('reasoning_replay');
   const headers = readHeaders(reader);
   const params = reader.object('params') ?? {};
   warnUnknownFields(raw, at, ctx.sink);
@@ -131,6 +133,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   if (stream !== undefined) endpoint.stream = stream;
   if (thinkOpen !== undefined) endpoint.thinkOpen = thinkOpen;
   if (prefill !== undefined) endpoint.prefill = prefill;
+  if (reasoningReplay !== undefined) endpoint.reasoningReplay = reasoningReplay;
 
   const missing = [...apikey.missing, ...baseurl.missing, ...model.missing, ...headers.missing];
   return { endpoint, missing, at };
