@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { chunk, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { answers, breaksAfterText, errorIn200, fragmentedToolCalls, rateLimited, thinkingThenText, unavailable } from '../helpers/agent-upstreams.js';
@@ -125,6 +125,41 @@ describe('/v1/messages through the Anthropic SDK', () => {
       ],
     );
     assert.equal(message.content[0]?.type, 'thinking');
+  });
+
+  it('parallel tool calls whose arguments interleave still arrive as whole, ordered tool_use blocks', async () => {
+    const interleaved = await startFakeUpstream(
+      sse([
+        chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_x', type: 'function', function: { name: 'read', arguments: '' } }] }),
+        chunk({ tool_calls: [{ index: 1, id: 'call_y', type: 'function', function: { name: 'read', arguments: '{"path":' } }] }),
+        chunk({ tool_calls: [{ index: 0, function: { arguments: '{"path":"a.txt"}' } }] }),
+        chunk({ tool_calls: [{ index: 1, function: { arguments: '"b.txt"}' } }] }),
+        chunk({}, 'tool_calls'),
+      ]),
+    );
+    proxy.registry.set(group('interleaved', [endpoint(interleaved.baseurl, { name: 'interleaved' })]));
+    try {
+      const types: string[] = [];
+      const stream = client.messages.stream({ model: 'interleaved', max_tokens: 10, messages: [user('read both')] });
+      stream.on('streamEvent', (e) => types.push(e.type === 'content_block_start' || e.type === 'content_block_stop' ? `${e.type}:${e.index}` : e.type));
+      const message = await stream.finalMessage();
+      assert.deepEqual(
+        message.content.map((b) => b.type === 'tool_use' && [b.id, b.input]),
+        [
+          ['call_x', { path: 'a.txt' }],
+          ['call_y', { path: 'b.txt' }],
+        ],
+      );
+      assert.deepEqual(types.filter((t) => t.startsWith('content_block_s')), [
+        'content_block_start:0',
+        'content_block_stop:0',
+        'content_block_start:1',
+        'content_block_stop:1',
+      ]);
+    } finally {
+      proxy.registry.delete('interleaved');
+      await interleaved.close();
+    }
   });
 
   it('a tool loop round-trips: tool_result follows its call, signed thinking returns as reasoning_content only for DeepSeek', async () => {
