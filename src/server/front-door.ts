@@ -45,12 +45,17 @@ const TIMEOUT = Symbol('timeout');
 type BodyResult = { ok: true; body: unknown } | { ok: false; reply: Reply };
 
 /** Reads and parses a JSON body, answering problems in the protocol's error shape. */
-export async function readJsonBody(req: IncomingMessage, maxBody: number, door: Pick<FrontDoor, 'error'>): Promise<BodyResult | null> {
+export async function readJsonBody(
+  req: IncomingMessage,
+  maxBody: number,
+  door: Pick<FrontDoor, 'error'>,
+): Promise<BodyResult | null> {
   let raw: Buffer | null;
   try {
     raw = await readBody(req, maxBody);
   } catch (err) {
-    if (err instanceof BodyTooLargeError) return { ok: false, reply: door.error(413, `Request body is larger than ${maxBody} bytes`) };
+    if (err instanceof BodyTooLargeError)
+      return { ok: false, reply: door.error(413, `Request body is larger than ${maxBody} bytes`) };
     throw err;
   }
   if (raw === null) return null;
@@ -102,7 +107,8 @@ export async function serveFrontDoor(
   let pendingBody: unknown;
   let next = iterator.next();
   for (;;) {
-    const result = writer && !writer.committed && earlyStart !== null ? await raceTimeout(next, earlyStart) : await next;
+    const result =
+      writer && !writer.committed && earlyStart !== null ? await raceTimeout(next, earlyStart) : await next;
     if (result === TIMEOUT) {
       writer?.wait();
       earlyStart = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, earlyStart ?? 0));

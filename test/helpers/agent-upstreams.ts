@@ -23,10 +23,16 @@ export function thinkingThenText(reasoning: string[], text: string[]): SseItem[]
 export function fragmentedToolCalls(): SseItem[] {
   return [
     chunk({ role: 'assistant', reasoning_content: 'I should look both up.' }),
-    chunk({ tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }] }),
+    chunk({
+      tool_calls: [{ index: 0, id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '' } }],
+    }),
     chunk({ tool_calls: [{ id: 'call_a', function: { arguments: '{"city":' } }] }),
     chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }),
-    chunk({ tool_calls: [{ index: 1, id: 'call_b', type: 'function', function: { name: 'get_time', arguments: '{"tz":"CET"}' } }] }),
+    chunk({
+      tool_calls: [
+        { index: 1, id: 'call_b', type: 'function', function: { name: 'get_time', arguments: '{"tz":"CET"}' } },
+      ],
+    }),
     chunk({}, 'tool_calls'),
     usageChunk(),
   ];
@@ -38,11 +44,17 @@ export function breaksAfterText(): Behaviour {
 }
 
 /** The same answer for streaming and non-streaming calls. */
-export function answers(items: SseItem[], message: Record<string, unknown>, finish = 'stop'): (n: number, req: { body: Record<string, unknown> }) => Behaviour {
+export function answers(
+  items: SseItem[],
+  message: Record<string, unknown>,
+  finish = 'stop',
+): (n: number, req: { body: Record<string, unknown> }) => Behaviour {
   return (_n, req) =>
     req.body.stream === true
       ? sse(items)
-      : json(completionBody((message.content as string | null | undefined) ?? null, { message, finish_reason: finish }));
+      : json(
+          completionBody((message.content as string | null | undefined) ?? null, { message, finish_reason: finish }),
+        );
 }
 
 /** A 200 whose body is an error: a failure the proxy must see through. */

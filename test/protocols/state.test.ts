@@ -63,13 +63,17 @@ describe('thinking signatures', () => {
     assert.equal(signer.open(`${version}.${other}.${mac}`), null);
     assert.equal(new ThinkingSigner('another').open(signature), null);
     assert.equal(new ThinkingSigner().open(signature), null, 'a random per-process secret');
-    for (const foreign of ['EqQBCkYIBxgCKkB', '', 'fp1.', `fp1.${payload}`, 42, null, undefined]) assert.equal(signer.open(foreign), null);
+    for (const foreign of ['EqQBCkYIBxgCKkB', '', 'fp1.', `fp1.${payload}`, 42, null, undefined])
+      assert.equal(signer.open(foreign), null);
   });
 });
 
 describe('model mapping', () => {
   it('maps glob patterns onto groups; a group name wins; unknown names map nowhere', () => {
-    const groups = new Map([['think', group('think', [])], ['fast', group('fast', [])]]);
+    const groups = new Map([
+      ['think', group('think', [])],
+      ['fast', group('fast', [])],
+    ]);
     const lookup = (name: string) => groups.get(name);
     const map = ['claude-opus-*=think', 'claude-*-haiku*=fast', 'claude-*=think'].map((t) => parseModelMapping(t)!);
     assert.equal(resolveGroup('claude-opus-4-1-20250805', lookup, map)?.name, 'think');

@@ -51,7 +51,8 @@ export function translateMessagesRequest(body: Obj, signer: ThinkingSigner): Tra
   if (typeof body.max_tokens === 'number') chat.max_tokens = body.max_tokens;
   for (const key of ['temperature', 'top_p'] as const) if (typeof body[key] === 'number') chat[key] = body[key];
   if (Array.isArray(body.stop_sequences) && body.stop_sequences.length > 0) chat.stop = body.stop_sequences;
-  if (Array.isArray(body.tools) && body.tools.length > 0) chat.tools = body.tools.map((t, i) => tool(t, i, upstreamName));
+  if (Array.isArray(body.tools) && body.tools.length > 0)
+    chat.tools = body.tools.map((t, i) => tool(t, i, upstreamName));
   applyToolChoice(chat, body.tool_choice, upstreamName);
   const effort = reasoningEffort(body.thinking);
   if (effort) chat.reasoning_effort = effort;
@@ -115,7 +116,8 @@ function userMessages(content: unknown): ChatMessage[] {
 function imagePart(block: Obj): JsonObject | null {
   if (block.type !== 'image' || !isObj(block.source)) return null;
   const source = block.source;
-  if (source.type === 'base64') return { type: 'image_url', image_url: { url: `data:${String(source.media_type)};base64,${String(source.data)}` } };
+  if (source.type === 'base64')
+    return { type: 'image_url', image_url: { url: `data:${String(source.media_type)};base64,${String(source.data)}` } };
   if (source.type === 'url') return { type: 'image_url', image_url: { url: String(source.url) } };
   return null;
 }
@@ -153,11 +155,17 @@ function assistantMessage(content: unknown, upstreamName: (n: string) => string,
 }
 
 function tool(raw: unknown, i: number, upstreamName: (n: string) => string): JsonObject {
-  if (!isObj(raw) || typeof raw.name !== 'string') throw new ProtocolError(`tools[${i}] must be an object with a 'name'`);
+  if (!isObj(raw) || typeof raw.name !== 'string')
+    throw new ProtocolError(`tools[${i}] must be an object with a 'name'`);
   if (raw.type !== undefined && raw.type !== 'custom' && raw.input_schema === undefined) {
-    throw new ProtocolError(`tools[${i}] '${raw.name}' is a server tool (type ${String(raw.type)}), which chat endpoints cannot run`);
+    throw new ProtocolError(
+      `tools[${i}] '${raw.name}' is a server tool (type ${String(raw.type)}), which chat endpoints cannot run`,
+    );
   }
-  const fn: JsonObject = { name: upstreamName(raw.name), parameters: isObj(raw.input_schema) ? raw.input_schema : { type: 'object' } };
+  const fn: JsonObject = {
+    name: upstreamName(raw.name),
+    parameters: isObj(raw.input_schema) ? raw.input_schema : { type: 'object' },
+  };
   if (typeof raw.description === 'string') fn.description = raw.description;
   return { type: 'function', function: fn };
 }

@@ -61,7 +61,8 @@ export function toMessage(
   if (typeof reasoning === 'string' && reasoning !== '') {
     content.push({ type: 'thinking', thinking: reasoning, signature: signer.sign(reasoning) });
   }
-  if (typeof message?.content === 'string' && message.content !== '') content.push({ type: 'text', text: message.content });
+  if (typeof message?.content === 'string' && message.content !== '')
+    content.push({ type: 'text', text: message.content });
   for (const call of message?.tool_calls ?? []) {
     content.push({
       type: 'tool_use',

@@ -7,14 +7,24 @@
  * call streams live; whatever comes after it is held and sent, complete, at
  * the end of the turn.
  */
-import type { ChatCompletionChunk, DoneEvent, FailedEvent, InterruptedEvent, ToolCallDelta, Usage } from '../../core/types.js';
+import type {
+  ChatCompletionChunk,
+  DoneEvent,
+  FailedEvent,
+  InterruptedEvent,
+  ToolCallDelta,
+  Usage,
+} from '../../core/types.js';
 import type { StreamWriter } from '../types.js';
 import type { ThinkingSigner } from '../thinking-signature.js';
 import { newId, sseEvent } from '../util.js';
 import type { ToolNames } from './request.js';
 import { clientToolName, errorType, messagesUsage, stopReason } from './shape.js';
 
-type Block = { kind: 'thinking'; text: string } | { kind: 'text'; text: string } | { kind: 'tool'; id: string; name: string; args: string };
+type Block =
+  | { kind: 'thinking'; text: string }
+  | { kind: 'text'; text: string }
+  | { kind: 'tool'; id: string; name: string; args: string };
 
 export class MessagesStreamWriter implements StreamWriter {
   readonly #id = newId('msg_');
@@ -86,7 +96,10 @@ export class MessagesStreamWriter implements StreamWriter {
   }
 
   failed(event: FailedEvent): string {
-    return sseEvent('error', { type: 'error', error: { type: errorType(event.status), message: event.error.error.message } });
+    return sseEvent('error', {
+      type: 'error',
+      error: { type: errorType(event.status), message: event.error.error.message },
+    });
   }
 
   #textual(kind: 'thinking' | 'text', text: string): string {
@@ -100,7 +113,9 @@ export class MessagesStreamWriter implements StreamWriter {
     if (this.#open?.kind !== kind) {
       out += this.#close();
       this.#open = { kind, text: '' };
-      out += this.#start(kind === 'thinking' ? { type: 'thinking', thinking: '', signature: '' } : { type: 'text', text: '' });
+      out += this.#start(
+        kind === 'thinking' ? { type: 'thinking', thinking: '', signature: '' } : { type: 'text', text: '' },
+      );
     }
     (this.#open as { text: string }).text += text;
     return out + this.#textDelta(kind, text);
@@ -178,7 +193,9 @@ export class MessagesStreamWriter implements StreamWriter {
       }
       return out + sseEvent('content_block_stop', { type: 'content_block_stop', index: this.#index });
     }
-    out += this.#start(block.kind === 'thinking' ? { type: 'thinking', thinking: '', signature: '' } : { type: 'text', text: '' });
+    out += this.#start(
+      block.kind === 'thinking' ? { type: 'thinking', thinking: '', signature: '' } : { type: 'text', text: '' },
+    );
     out += this.#textDelta(block.kind, block.text);
     this.#open = block;
     return out + this.#close();

@@ -35,7 +35,9 @@ export function responsesFrontDoor(options: ResponsesFrontDoorOptions = {}): Fro
   const signer = options.signer ?? processSigner;
   const error = (status: number, message: string, code: string | null = null, param: string | null = null): Reply => ({
     status,
-    body: { error: { message, type: status === 404 || status < 500 ? 'invalid_request_error' : 'server_error', param, code } },
+    body: {
+      error: { message, type: status === 404 || status < 500 ? 'invalid_request_error' : 'server_error', param, code },
+    },
   });
   return {
     api: 'responses',
@@ -43,7 +45,8 @@ export function responsesFrontDoor(options: ResponsesFrontDoorOptions = {}): Fro
     error: (status, message) => error(status, message),
     accept(body, resolve, groupNames) {
       if (!isObj(body)) return error(400, 'the body must be a JSON object');
-      if (typeof body.model !== 'string' || body.model === '') return error(400, "missing required field 'model' (a group name)", null, 'model');
+      if (typeof body.model !== 'string' || body.model === '')
+        return error(400, "missing required field 'model' (a group name)", null, 'model');
       if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
         return error(400, "'stream' must be a boolean", null, 'stream');
       }
@@ -93,7 +96,13 @@ export function responsesFrontDoor(options: ResponsesFrontDoorOptions = {}): Fro
           remember(parts);
           const finish = completion.choices[0]?.finish_reason ?? 'stop';
           const terminal = terminalOf(finish);
-          return responseObject(frame, completion.model, terminal.status, output, terminalFields(terminal, responsesUsage(completion.usage)));
+          return responseObject(
+            frame,
+            completion.model,
+            terminal.status,
+            output,
+            terminalFields(terminal, responsesUsage(completion.usage)),
+          );
         },
         failure: (event) => ({ status: event.status, body: event.error, headers: event.headers }),
       };

@@ -28,16 +28,22 @@ export const CUSTOM_TOOL_PARAMETERS = {
   additionalProperties: false,
 };
 
-export function translateResponsesRequest(body: Obj, previous: ChatMessage[], signer: ThinkingSigner): TranslatedResponses {
+export function translateResponsesRequest(
+  body: Obj,
+  previous: ChatMessage[],
+  signer: ThinkingSigner,
+): TranslatedResponses {
   const input = inputMessages(body.input, signer);
   const repaired = repairToolPairs([...previous, ...input.messages]);
   const messages: ChatMessage[] = [];
-  if (typeof body.instructions === 'string' && body.instructions !== '') messages.push({ role: 'system', content: body.instructions });
+  if (typeof body.instructions === 'string' && body.instructions !== '')
+    messages.push({ role: 'system', content: body.instructions });
   messages.push(...repaired.messages);
 
   const chat: ChatRequest = { model: String(body.model), messages };
   const customTools = new Set<string>();
-  if (Array.isArray(body.tools) && body.tools.length > 0) chat.tools = body.tools.map((t, i) => tool(t, i, customTools));
+  if (Array.isArray(body.tools) && body.tools.length > 0)
+    chat.tools = body.tools.map((t, i) => tool(t, i, customTools));
   applyToolChoice(chat, body.tool_choice);
   if (typeof body.max_output_tokens === 'number') chat.max_tokens = body.max_output_tokens;
   for (const key of ['temperature', 'top_p', 'parallel_tool_calls', 'prompt_cache_key', 'user'] as const) {
@@ -91,10 +97,18 @@ function inputMessages(input: unknown, signer: ThinkingSigner): { messages: Chat
         break;
       }
       case 'function_call':
-        addCall(String(item.call_id ?? item.id ?? ''), String(item.name ?? ''), typeof item.arguments === 'string' ? item.arguments : '{}');
+        addCall(
+          String(item.call_id ?? item.id ?? ''),
+          String(item.name ?? ''),
+          typeof item.arguments === 'string' ? item.arguments : '{}',
+        );
         continue;
       case 'custom_tool_call':
-        addCall(String(item.call_id ?? item.id ?? ''), String(item.name ?? ''), JSON.stringify({ input: String(item.input ?? '') }));
+        addCall(
+          String(item.call_id ?? item.id ?? ''),
+          String(item.name ?? ''),
+          JSON.stringify({ input: String(item.input ?? '') }),
+        );
         continue;
       case 'function_call_output':
       case 'custom_tool_call_output':
@@ -115,7 +129,10 @@ function inputMessages(input: unknown, signer: ThinkingSigner): { messages: Chat
 
 /** Summary and content text; else what a FailProxy `encrypted_content` carries. Foreign blobs are dropped. */
 function reasoningText(item: Obj, signer: ThinkingSigner): string {
-  const parts = [...(Array.isArray(item.summary) ? item.summary : []), ...(Array.isArray(item.content) ? item.content : [])];
+  const parts = [
+    ...(Array.isArray(item.summary) ? item.summary : []),
+    ...(Array.isArray(item.content) ? item.content : []),
+  ];
   const text = parts
     .filter((p): p is Obj => isObj(p) && typeof p.text === 'string')
     .map((p) => p.text as string)
@@ -140,7 +157,10 @@ function userContent(content: unknown): unknown {
     if (!isObj(part)) continue;
     if (typeof part.text === 'string') parts.push({ type: 'text', text: part.text });
     else if (part.type === 'input_image' && typeof part.image_url === 'string') {
-      parts.push({ type: 'image_url', image_url: { url: part.image_url, ...(part.detail ? { detail: part.detail } : {}) } });
+      parts.push({
+        type: 'image_url',
+        image_url: { url: part.image_url, ...(part.detail ? { detail: part.detail } : {}) },
+      });
     }
   }
   return parts.every((p) => p.type === 'text') ? parts.map((p) => p.text as string).join('') : parts;
@@ -156,7 +176,8 @@ function repairToolPairs(messages: ChatMessage[]): { messages: ChatMessage[]; re
   let repairs = 0;
   let open: string[] = [];
   const closeOpen = (): void => {
-    for (const id of open) out.push({ role: 'tool', tool_call_id: id, content: '(no output was recorded for this call)' });
+    for (const id of open)
+      out.push({ role: 'tool', tool_call_id: id, content: '(no output was recorded for this call)' });
     repairs += open.length;
     open = [];
   };
@@ -187,7 +208,10 @@ function tool(raw: unknown, i: number, customTools: Set<string>): JsonObject {
   if (!isObj(raw)) throw new ProtocolError(`tools[${i}] must be an object`);
   const type = String(raw.type ?? '');
   if (type === 'function' && typeof raw.name === 'string') {
-    const fn: JsonObject = { name: raw.name, parameters: isObj(raw.parameters) ? raw.parameters : { type: 'object', properties: {} } };
+    const fn: JsonObject = {
+      name: raw.name,
+      parameters: isObj(raw.parameters) ? raw.parameters : { type: 'object', properties: {} },
+    };
     if (typeof raw.description === 'string') fn.description = raw.description;
     if (typeof raw.strict === 'boolean') fn.strict = raw.strict;
     return { type: 'function', function: fn };
@@ -203,7 +227,11 @@ function tool(raw: unknown, i: number, customTools: Set<string>): JsonObject {
 
 function applyToolChoice(chat: ChatRequest, choice: unknown): void {
   if (typeof choice === 'string') chat.tool_choice = choice;
-  else if (isObj(choice) && (choice.type === 'function' || choice.type === 'custom') && typeof choice.name === 'string') {
+  else if (
+    isObj(choice) &&
+    (choice.type === 'function' || choice.type === 'custom') &&
+    typeof choice.name === 'string'
+  ) {
     chat.tool_choice = { type: 'function', function: { name: choice.name } };
   }
 }

@@ -37,7 +37,14 @@ export function outputText(text: string): Obj {
 }
 
 /** A call of a `custom` tool carries `{ "input": "..." }`; the client gets the bare input back. */
-export function callItem(frame: ResponseFrame, id: string, callId: string, name: string, args: string, done: boolean): Obj {
+export function callItem(
+  frame: ResponseFrame,
+  id: string,
+  callId: string,
+  name: string,
+  args: string,
+  done: boolean,
+): Obj {
   const status = done ? 'completed' : 'in_progress';
   if (frame.customTools.has(name)) {
     return { type: 'custom_tool_call', id, call_id: callId, name, input: done ? customInput(args) : '', status };
@@ -58,7 +65,8 @@ export function customInput(args: string): string {
 export function responsesUsage(usage: Usage | null | undefined): Obj | null {
   if (!usage) return null;
   const cached = (usage.prompt_tokens_details as { cached_tokens?: number } | undefined)?.cached_tokens ?? 0;
-  const reasoning = (usage.completion_tokens_details as { reasoning_tokens?: number } | undefined)?.reasoning_tokens ?? 0;
+  const reasoning =
+    (usage.completion_tokens_details as { reasoning_tokens?: number } | undefined)?.reasoning_tokens ?? 0;
   return {
     input_tokens: usage.prompt_tokens,
     input_tokens_details: { cached_tokens: cached },
@@ -68,7 +76,10 @@ export function responsesUsage(usage: Usage | null | undefined): Obj | null {
   };
 }
 
-export type Terminal = { status: 'completed' } | { status: 'incomplete'; reason: string } | { status: 'failed'; code: string; message: string };
+export type Terminal =
+  | { status: 'completed' }
+  | { status: 'incomplete'; reason: string }
+  | { status: 'failed'; code: string; message: string };
 
 export function terminalOf(finish: FinishReason): Terminal {
   if (finish === 'length') return { status: 'incomplete', reason: 'max_output_tokens' };
@@ -77,7 +88,13 @@ export function terminalOf(finish: FinishReason): Terminal {
 }
 
 /** The `response` object every lifecycle event and the non-streaming answer carry. */
-export function responseObject(frame: ResponseFrame, model: string, status: string, output: Obj[], extra: Obj = {}): Obj {
+export function responseObject(
+  frame: ResponseFrame,
+  model: string,
+  status: string,
+  output: Obj[],
+  extra: Obj = {},
+): Obj {
   const r = frame.request;
   return {
     id: frame.id,
@@ -114,9 +131,16 @@ export function terminalFields(terminal: Terminal, usage: Obj | null): Obj {
 
 /** The assistant turn as the engine's history keeps it (for `previous_response_id`). */
 export function assistantHistory(parts: AnswerParts): ChatMessage {
-  const message: ChatMessage = { role: 'assistant', content: parts.text === '' && parts.calls.length > 0 ? null : parts.text };
+  const message: ChatMessage = {
+    role: 'assistant',
+    content: parts.text === '' && parts.calls.length > 0 ? null : parts.text,
+  };
   if (parts.calls.length > 0) {
-    message.tool_calls = parts.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.args } }));
+    message.tool_calls = parts.calls.map((c) => ({
+      id: c.id,
+      type: 'function',
+      function: { name: c.name, arguments: c.args },
+    }));
   }
   if (parts.reasoning !== '') message.reasoning_content = parts.reasoning;
   return message;

@@ -11,7 +11,11 @@ export interface ResponseStoreLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_STORE_LIMITS: ResponseStoreLimits = { maxEntries: 1000, ttlMs: 60 * 60 * 1000, maxBytes: 64 * 1024 * 1024 };
+export const DEFAULT_STORE_LIMITS: ResponseStoreLimits = {
+  maxEntries: 1000,
+  ttlMs: 60 * 60 * 1000,
+  maxBytes: 64 * 1024 * 1024,
+};
 
 interface Entry {
   history: ChatMessage[];
@@ -24,7 +28,10 @@ export class ResponseStore {
   readonly #limits: ResponseStoreLimits;
   #bytes = 0;
 
-  constructor(limits: Partial<ResponseStoreLimits> = {}, readonly now: () => number = Date.now) {
+  constructor(
+    limits: Partial<ResponseStoreLimits> = {},
+    readonly now: () => number = Date.now,
+  ) {
     this.#limits = { ...DEFAULT_STORE_LIMITS, ...limits };
   }
 

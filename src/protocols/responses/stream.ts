@@ -7,7 +7,14 @@
  * whole `output`. Every event has the response's id (inside `response` or as
  * `item_id`'s owner) and an increasing `sequence_number`.
  */
-import type { ChatCompletionChunk, DoneEvent, FailedEvent, InterruptedEvent, ToolCallDelta, Usage } from '../../core/types.js';
+import type {
+  ChatCompletionChunk,
+  DoneEvent,
+  FailedEvent,
+  InterruptedEvent,
+  ToolCallDelta,
+  Usage,
+} from '../../core/types.js';
 import type { StreamWriter } from '../types.js';
 import { newId, sseEvent, type Obj } from '../util.js';
 import {
@@ -61,7 +68,9 @@ export class ResponsesStreamWriter implements StreamWriter {
   }
 
   keepAlive(): string {
-    return this.#event('response.in_progress', { response: responseObject(this.#frame, this.#model, 'in_progress', []) });
+    return this.#event('response.in_progress', {
+      response: responseObject(this.#frame, this.#model, 'in_progress', []),
+    });
   }
 
   chunks(chunks: ChatCompletionChunk[]): string {
@@ -70,7 +79,8 @@ export class ResponsesStreamWriter implements StreamWriter {
       if (chunk.usage) this.#usage = chunk.usage;
       const delta = chunk.choices[0]?.delta;
       if (!delta) continue;
-      if (typeof delta.reasoning_content === 'string' && delta.reasoning_content !== '') out += this.#reasoningDelta(delta.reasoning_content);
+      if (typeof delta.reasoning_content === 'string' && delta.reasoning_content !== '')
+        out += this.#reasoningDelta(delta.reasoning_content);
       if (typeof delta.content === 'string' && delta.content !== '') out += this.#textDelta(delta.content);
       for (const call of delta.tool_calls ?? []) out += this.#callDelta(call);
     }
@@ -103,8 +113,19 @@ export class ResponsesStreamWriter implements StreamWriter {
   }
 
   #terminal(terminal: Terminal, usage: Usage | null): string {
-    const name = terminal.status === 'completed' ? 'response.completed' : terminal.status === 'incomplete' ? 'response.incomplete' : 'response.failed';
-    const response = responseObject(this.#frame, this.#model, terminal.status, this.#output, terminalFields(terminal, responsesUsage(usage)));
+    const name =
+      terminal.status === 'completed'
+        ? 'response.completed'
+        : terminal.status === 'incomplete'
+          ? 'response.incomplete'
+          : 'response.failed';
+    const response = responseObject(
+      this.#frame,
+      this.#model,
+      terminal.status,
+      this.#output,
+      terminalFields(terminal, responsesUsage(usage)),
+    );
     return this.#event(name, { response });
   }
 
@@ -112,7 +133,9 @@ export class ResponsesStreamWriter implements StreamWriter {
     let out = '';
     if (!this.#reasoning) {
       out += this.#closeMessage();
-      const item = this.#add(newId('rs_'), (id) => reasoningItem({ ...this.#frame, encryptedReasoning: false }, id, ''));
+      const item = this.#add(newId('rs_'), (id) =>
+        reasoningItem({ ...this.#frame, encryptedReasoning: false }, id, ''),
+      );
       this.#reasoning = item;
       out += item.added;
       out += this.#event('response.reasoning_summary_part.added', {
@@ -125,7 +148,15 @@ export class ResponsesStreamWriter implements StreamWriter {
     const r = this.#reasoning!;
     r.text += text;
     this.#parts.reasoning += text;
-    return out + this.#event('response.reasoning_summary_text.delta', { item_id: r.id, output_index: r.index, summary_index: 0, delta: text });
+    return (
+      out +
+      this.#event('response.reasoning_summary_text.delta', {
+        item_id: r.id,
+        output_index: r.index,
+        summary_index: 0,
+        delta: text,
+      })
+    );
   }
 
   #textDelta(text: string): string {
@@ -134,12 +165,26 @@ export class ResponsesStreamWriter implements StreamWriter {
       const item = this.#add(newId('msg_'), (id) => messageItem(id, '', 'in_progress'));
       this.#message = item;
       out += item.added;
-      out += this.#event('response.content_part.added', { item_id: item.id, output_index: item.index, content_index: 0, part: outputText('') });
+      out += this.#event('response.content_part.added', {
+        item_id: item.id,
+        output_index: item.index,
+        content_index: 0,
+        part: outputText(''),
+      });
     }
     const m = this.#message!;
     m.text += text;
     this.#parts.text += text;
-    return out + this.#event('response.output_text.delta', { item_id: m.id, output_index: m.index, content_index: 0, delta: text, logprobs: [] });
+    return (
+      out +
+      this.#event('response.output_text.delta', {
+        item_id: m.id,
+        output_index: m.index,
+        content_index: 0,
+        delta: text,
+        logprobs: [],
+      })
+    );
   }
 
   #callDelta(delta: ToolCallDelta): string {
@@ -159,14 +204,22 @@ export class ResponsesStreamWriter implements StreamWriter {
     call.text += args;
     // A custom tool's input is sent whole once its JSON wrapper is complete.
     if (this.#frame.customTools.has(call.name)) return out;
-    return out + this.#event('response.function_call_arguments.delta', { item_id: call.id, output_index: call.index, delta: args });
+    return (
+      out +
+      this.#event('response.function_call_arguments.delta', { item_id: call.id, output_index: call.index, delta: args })
+    );
   }
 
   #add(id: string, item: (id: string) => Obj): OpenItem & { added: string } {
     const index = this.#output.length;
     const value = item(id);
     this.#output.push(value);
-    return { index, id, text: '', added: this.#event('response.output_item.added', { output_index: index, item: value }) };
+    return {
+      index,
+      id,
+      text: '',
+      added: this.#event('response.output_item.added', { output_index: index, item: value }),
+    };
   }
 
   #closeReasoning(): string {
@@ -174,8 +227,18 @@ export class ResponsesStreamWriter implements StreamWriter {
     if (!r) return '';
     this.#reasoning = null;
     const part = { type: 'summary_text', text: r.text };
-    let out = this.#event('response.reasoning_summary_text.done', { item_id: r.id, output_index: r.index, summary_index: 0, text: r.text });
-    out += this.#event('response.reasoning_summary_part.done', { item_id: r.id, output_index: r.index, summary_index: 0, part });
+    let out = this.#event('response.reasoning_summary_text.done', {
+      item_id: r.id,
+      output_index: r.index,
+      summary_index: 0,
+      text: r.text,
+    });
+    out += this.#event('response.reasoning_summary_part.done', {
+      item_id: r.id,
+      output_index: r.index,
+      summary_index: 0,
+      part,
+    });
     return out + this.#itemDone(r.index, reasoningItem(this.#frame, r.id, r.text));
   }
 
@@ -183,8 +246,19 @@ export class ResponsesStreamWriter implements StreamWriter {
     const m = this.#message;
     if (!m) return '';
     this.#message = null;
-    let out = this.#event('response.output_text.done', { item_id: m.id, output_index: m.index, content_index: 0, text: m.text, logprobs: [] });
-    out += this.#event('response.content_part.done', { item_id: m.id, output_index: m.index, content_index: 0, part: outputText(m.text) });
+    let out = this.#event('response.output_text.done', {
+      item_id: m.id,
+      output_index: m.index,
+      content_index: 0,
+      text: m.text,
+      logprobs: [],
+    });
+    out += this.#event('response.content_part.done', {
+      item_id: m.id,
+      output_index: m.index,
+      content_index: 0,
+      part: outputText(m.text),
+    });
     return out + this.#itemDone(m.index, messageItem(m.id, m.text, 'completed'));
   }
 
