@@ -3,7 +3,18 @@
  * `/v1/responses`): answers with reasoning, fragmented tool calls, and the
  * ways they break. Built on the fake upstreams in fake-upstream.ts.
  */
-import { chunk, completionBody, json, sse, usageChunk, type Behaviour, type SseItem } from './fake-upstream.js';
+import type { Group } from '../../src/core/types.js';
+import {
+  chunk,
+  completionBody,
+  json,
+  sse,
+  startFakeUpstream,
+  usageChunk,
+  type Behaviour,
+  type SseItem,
+} from './fake-upstream.js';
+import { endpoint, group } from './groups.js';
 
 /** Reasoning, then text, finished `stop`. */
 export function thinkingThenText(reasoning: string[], text: string[]): SseItem[] {
@@ -64,4 +75,55 @@ export const unavailable: Behaviour = json({ detail: "No instances available (ye
 
 export function rateLimited(seconds = 7): Behaviour {
   return json({ error: { message: 'Rate limit exceeded', code: 429 } }, 429, { 'retry-after': String(seconds) });
+}
+
+/** The upstreams both front doors' SDK tests fail over across, and the groups built on them. */
+export interface FailoverUpstreams {
+  /** 503, then 429 with `Retry-After: 7`, then a 200 carrying an error, then an answer with reasoning. */
+  main: Group;
+  /** 503, then fragmented tool calls. */
+  tools: Group;
+  /** Breaks after commit; resume off. */
+  cut: Group;
+  /** Every endpoint rate-limited. */
+  limited: Group;
+  close(): Promise<void>;
+}
+
+export async function startFailoverUpstreams(): Promise<FailoverUpstreams> {
+  const down = await startFakeUpstream(unavailable);
+  const limited = await startFakeUpstream(rateLimited(7));
+  const broken200 = await startFakeUpstream(errorIn200);
+  const thinker = await startFakeUpstream(
+    answers(thinkingThenText(['Let me ', 'think.'], ['The answer', ' is 42.']), {
+      content: 'The answer is 42.',
+      reasoning_content: 'Let me think.',
+    }),
+  );
+  const weatherCall = {
+    id: 'call_a',
+    type: 'function',
+    function: { name: 'get_weather', arguments: '{"city":"Paris"}' },
+  };
+  const tools = await startFakeUpstream(
+    answers(fragmentedToolCalls(), { content: null, tool_calls: [weatherCall] }, 'tool_calls'),
+  );
+  const cut = await startFakeUpstream(breaksAfterText());
+  return {
+    main: group('main', [
+      endpoint(down.baseurl, { name: 'down' }),
+      endpoint(limited.baseurl, { name: 'limited' }),
+      endpoint(broken200.baseurl, { name: 'broken200' }),
+      endpoint(thinker.baseurl, { name: 'thinker' }),
+    ]),
+    tools: group('tools', [endpoint(down.baseurl, { name: 'down' }), endpoint(tools.baseurl, { name: 'tools' })]),
+    cut: group('cut', [endpoint(cut.baseurl, { name: 'cut' })], { resume: false }),
+    limited: group('limited', [
+      endpoint(limited.baseurl, { name: 'limited-1' }),
+      endpoint(limited.baseurl, { name: 'limited-2' }),
+    ]),
+    close: async () => {
+      await Promise.all([down, limited, broken200, thinker, tools, cut].map((u) => u.close()));
+    },
+  };
 }

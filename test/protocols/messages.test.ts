@@ -9,66 +9,24 @@ import Anthropic from '@anthropic-ai/sdk';
 import { startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
-import {
-  answers,
-  breaksAfterText,
-  errorIn200,
-  fragmentedToolCalls,
-  rateLimited,
-  thinkingThenText,
-  unavailable,
-} from '../helpers/agent-upstreams.js';
+import { answers, startFailoverUpstreams, type FailoverUpstreams } from '../helpers/agent-upstreams.js';
 
-let down: FakeUpstream;
-let limited: FakeUpstream;
-let broken200: FakeUpstream;
-let thinker: FakeUpstream;
-let tools: FakeUpstream;
+let upstreams: FailoverUpstreams;
 let deepseek: FakeUpstream;
-let cut: FakeUpstream;
 let proxy: RunningProxy;
 let client: Anthropic;
 
 before(async () => {
-  down = await startFakeUpstream(unavailable);
-  limited = await startFakeUpstream(rateLimited(7));
-  broken200 = await startFakeUpstream(errorIn200);
-  thinker = await startFakeUpstream(
-    answers(thinkingThenText(['Let me ', 'think.'], ['The answer', ' is 42.']), {
-      content: 'The answer is 42.',
-      reasoning_content: 'Let me think.',
-    }),
-  );
-  tools = await startFakeUpstream(
-    answers(
-      fragmentedToolCalls(),
-      {
-        content: null,
-        tool_calls: [
-          { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
-        ],
-      },
-      'tool_calls',
-    ),
-  );
+  upstreams = await startFailoverUpstreams();
   deepseek = await startFakeUpstream(answers(wordStream(['Sunny', ' in Paris.']), { content: 'Sunny in Paris.' }));
-  cut = await startFakeUpstream(breaksAfterText());
   proxy = await startProxy(
     [
-      group('main', [
-        endpoint(down.baseurl, { name: 'down' }),
-        endpoint(limited.baseurl, { name: 'limited' }),
-        endpoint(broken200.baseurl, { name: 'broken200' }),
-        endpoint(thinker.baseurl, { name: 'thinker' }),
-      ]),
-      group('tools', [endpoint(down.baseurl, { name: 'down' }), endpoint(tools.baseurl, { name: 'tools' })]),
+      upstreams.main,
+      upstreams.tools,
       group('deepseek', [endpoint(deepseek.baseurl, { name: 'deepseek', model: 'deepseek-reasoner' })]),
       group('plain', [endpoint(deepseek.baseurl, { name: 'plain', model: 'qwen3' })]),
-      group('cut', [endpoint(cut.baseurl, { name: 'cut' })], { resume: false }),
-      group('limited', [
-        endpoint(limited.baseurl, { name: 'limited-1' }),
-        endpoint(limited.baseurl, { name: 'limited-2' }),
-      ]),
+      upstreams.cut,
+      upstreams.limited,
     ],
     {
       modelMap: [
@@ -82,7 +40,7 @@ before(async () => {
 
 after(async () => {
   await proxy.close();
-  await Promise.all([down, limited, broken200, thinker, tools, deepseek, cut].map((u) => u.close()));
+  await Promise.all([upstreams.close(), deepseek.close()]);
 });
 
 const user = (text: string): Anthropic.MessageParam => ({ role: 'user', content: text });

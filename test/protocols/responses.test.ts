@@ -10,51 +10,18 @@ import OpenAI from 'openai';
 import { chunk, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
-import {
-  answers,
-  breaksAfterText,
-  errorIn200,
-  fragmentedToolCalls,
-  rateLimited,
-  thinkingThenText,
-  unavailable,
-} from '../helpers/agent-upstreams.js';
+import { answers, startFailoverUpstreams, type FailoverUpstreams } from '../helpers/agent-upstreams.js';
 
-let down: FakeUpstream;
-let limited: FakeUpstream;
-let broken200: FakeUpstream;
-let thinker: FakeUpstream;
-let tools: FakeUpstream;
+let upstreams: FailoverUpstreams;
 let patcher: FakeUpstream;
 let echo: FakeUpstream;
-let cut: FakeUpstream;
 let proxy: RunningProxy;
 let client: OpenAI;
 
 const PATCH = '*** Begin Patch\n*** Add File: a.txt\n+hello\n*** End Patch';
 
 before(async () => {
-  down = await startFakeUpstream(unavailable);
-  limited = await startFakeUpstream(rateLimited(7));
-  broken200 = await startFakeUpstream(errorIn200);
-  thinker = await startFakeUpstream(
-    answers(thinkingThenText(['Let me ', 'think.'], ['The answer', ' is 42.']), {
-      content: 'The answer is 42.',
-      reasoning_content: 'Let me think.',
-    }),
-  );
-  tools = await startFakeUpstream(
-    answers(
-      fragmentedToolCalls(),
-      {
-        content: null,
-        tool_calls: [
-          { id: 'call_a', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
-        ],
-      },
-      'tool_calls',
-    ),
-  );
+  upstreams = await startFailoverUpstreams();
   patcher = await startFakeUpstream(
     sse([
       chunk({ role: 'assistant', content: 'Patching.' }),
@@ -73,29 +40,20 @@ before(async () => {
       ? sse(wordStream(['Done', '.'], finish))
       : answers([], { content: 'Done.' }, finish)(_n, req);
   });
-  cut = await startFakeUpstream(breaksAfterText());
   proxy = await startProxy([
-    group('main', [
-      endpoint(down.baseurl, { name: 'down' }),
-      endpoint(limited.baseurl, { name: 'limited' }),
-      endpoint(broken200.baseurl, { name: 'broken200' }),
-      endpoint(thinker.baseurl, { name: 'thinker' }),
-    ]),
-    group('tools', [endpoint(down.baseurl, { name: 'down' }), endpoint(tools.baseurl, { name: 'tools' })]),
+    upstreams.main,
+    upstreams.tools,
     group('codex', [endpoint(patcher.baseurl, { name: 'patcher' })]),
     group('echo', [endpoint(echo.baseurl, { name: 'echo', model: 'deepseek-chat' })]),
-    group('cut', [endpoint(cut.baseurl, { name: 'cut' })], { resume: false }),
-    group('limited', [
-      endpoint(limited.baseurl, { name: 'limited-1' }),
-      endpoint(limited.baseurl, { name: 'limited-2' }),
-    ]),
+    upstreams.cut,
+    upstreams.limited,
   ]);
   client = new OpenAI({ baseURL: proxy.baseURL, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
   await proxy.close();
-  await Promise.all([down, limited, broken200, thinker, tools, patcher, echo, cut].map((u) => u.close()));
+  await Promise.all([upstreams.close(), patcher.close(), echo.close()]);
 });
 
 const lastBody = (u: FakeUpstream): Record<string, unknown> => u.requests.at(-1)!.body;
