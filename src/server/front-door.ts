@@ -19,6 +19,7 @@ import { resolveGroup, type ModelMapping } from '../protocols/model-map.js';
 import { isReply, type Exchange, type FrontDoor, type Reply, type StreamWriter } from '../protocols/types.js';
 import { BodyTooLargeError, drained, readBody, sendJson, type Headers } from './http.js';
 import type { GroupRegistry } from './registry.js';
+import { MAX_NESTING, nestsDeeperThan } from './repair.js';
 
 export interface FrontDoorDeps {
   engine: FailoverEngine;
@@ -59,8 +60,12 @@ export async function readJsonBody(
     throw err;
   }
   if (raw === null) return null;
+  const text = raw.toString('utf8');
+  // The upstream body is built with the recursive JSON.stringify: too deep a body would cost a 500.
+  if (nestsDeeperThan(text, MAX_NESTING))
+    return { ok: false, reply: door.error(400, `the JSON nests deeper than ${MAX_NESTING} levels`) };
   try {
-    return { ok: true, body: JSON.parse(raw.toString('utf8')) as unknown };
+    return { ok: true, body: JSON.parse(text) as unknown };
   } catch (err) {
     return { ok: false, reply: door.error(400, `Invalid request body: ${(err as Error).message}`) };
   }

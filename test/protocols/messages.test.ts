@@ -213,6 +213,17 @@ describe('/v1/messages through the Anthropic SDK', () => {
     );
   });
 
+  it('bad bodies get Anthropic-shaped 400s and never a crash', async () => {
+    const deep = '{"model":"main","messages":' + '['.repeat(5000) + ']'.repeat(5000) + '}';
+    for (const body of ['{not json', '[]', '{"messages":[]}', '{"model":"main","messages":"hi"}', deep]) {
+      const res = await fetch(`${proxy.origin}/v1/messages`, { method: 'POST', body });
+      assert.equal(res.status, 400, body.slice(0, 40));
+      const json = (await res.json()) as { type: string; error: { type: string } };
+      assert.deepEqual([json.type, json.error.type], ['error', 'invalid_request_error']);
+    }
+    assert.equal((await fetch(`${proxy.origin}/health`)).status, 200);
+  });
+
   it('count_tokens is answered locally, rounded up and marked as an estimate', async () => {
     const { data, response } = await client.messages
       .countTokens({ model: 'claude-sonnet-4-5', messages: [user('x'.repeat(300))], system: 'be brief' })
