@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
+import { cliEnv, runCli } from '../helpers/cli.js';
 import { readLogLines, startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { answers, startFailoverUpstreams, type FailoverUpstreams } from '../helpers/agent-upstreams.js';
 
@@ -300,6 +301,8 @@ describe('/v1/messages through the Anthropic SDK', () => {
       requests.some((l) => l.group === 'main' && l.endpoint === 'thinker' && l.attempts === 4 && l.outcome === 'ok'),
     );
     assert.ok(requests.some((l) => l.group === 'cut' && l.outcome === 'interrupted'));
+    const logs = await runCli(['logs', '--log-dir', proxy.logDir, '--group', 'main', '-n', '50'], { env: cliEnv({ NO_COLOR: '1' }) });
+    assert.match(logs.stdout, /main {2}thinker ✓ 200 .*via messages/);
   });
 });
 
