@@ -16,6 +16,7 @@ import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
 import { countTokens, messagesFrontDoor } from '../protocols/messages/index.js';
 import type { ModelMapping } from '../protocols/model-map.js';
 import { responsesFrontDoor } from '../protocols/responses/index.js';
+import { serveChatWithEarlyStart } from './chat-early-start.js';
 import { readJsonBody, sendReply, serveFrontDoor, type FrontDoorDeps } from './front-door.js';
 import type { GroupRegistry } from './registry.js';
 import { parseClientBody, type Route } from './repair.js';
@@ -185,6 +186,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       return sendError(res, 404, `The model (group) '${body.model}' does not exist. ${known}.`, 'invalid_request_error', 'model_not_found', 'model', headers);
     }
 
+    if (body.stream === true && route === 'chat' && typeof group.earlyStartS === 'number') {
+      return serveChatWithEarlyStart(frontDoorDeps, body, group, group.earlyStartS, res, headers, requestId, parsed.repaired);
+    }
     const cancellation = new Cancellation();
     const onClose = (): void => {
       if (!res.writableFinished) cancellation.abort();

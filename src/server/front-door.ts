@@ -90,8 +90,28 @@ export async function serveFrontDoor(
   const lookup = (name: string): Group | undefined => deps.groups.get(name);
   const accepted = door.accept(read.body, (model) => resolveGroup(model, lookup, deps.modelMap), deps.groups.names());
   if (isReply(accepted)) return sendReply(res, accepted, headers);
-  Object.assign(headers, accepted.headers);
+  const earlyStartS = accepted.group.earlyStartS === undefined ? door.defaultEarlyStartS : accepted.group.earlyStartS;
+  return runExchange(deps, accepted, { api: door.api, earlyStartS, repaired: false }, res, headers, requestId);
+}
 
+export interface ExchangeOptions {
+  /** The front door, for log lines; undefined = chat. */
+  api?: string;
+  /** Seconds before an early start; null = off. */
+  earlyStartS: number | null;
+  repaired: boolean;
+}
+
+/** Runs the engine for an accepted request and writes its events the protocol's way. */
+export async function runExchange(
+  deps: FrontDoorDeps,
+  accepted: Exchange,
+  options: ExchangeOptions,
+  res: ServerResponse,
+  headers: Headers,
+  requestId: string,
+): Promise<void> {
+  Object.assign(headers, accepted.headers);
   const cancellation = new Cancellation();
   res.on('close', () => {
     if (!res.writableFinished) cancellation.abort();
@@ -101,14 +121,14 @@ export async function serveFrontDoor(
     group: accepted.group.name,
     stream: accepted.stream,
     source: 'serve',
-    api: door.api,
-    repaired: false,
+    repaired: options.repaired,
     messages: accepted.chat.messages,
   };
+  if (options.api !== undefined) context.api = options.api;
   const events = deps.engine.run({ requestId, group: accepted.group, body: accepted.chat, signal: cancellation });
   const iterator = events[Symbol.asyncIterator]();
   const writer = accepted.stream ? new StreamState(res, headers, accepted, accepted.streamWriter()) : null;
-  let earlyStart = writer ? earlyStartMs(accepted.group, door) : null;
+  let earlyStart = writer && options.earlyStartS !== null ? options.earlyStartS * 1000 : null;
   let pendingBody: unknown;
   let next = iterator.next();
   for (;;) {
@@ -131,11 +151,6 @@ export async function serveFrontDoor(
     }
     next = iterator.next();
   }
-}
-
-function earlyStartMs(group: Group, door: FrontDoor): number | null {
-  const seconds = group.earlyStartS === undefined ? door.defaultEarlyStartS : group.earlyStartS;
-  return seconds === null ? null : seconds * 1000;
 }
 
 function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMEOUT> {

@@ -135,6 +135,34 @@ describe('early_start_s', () => {
     assert.equal(failTypes.at(-1), 'response.failed');
   });
 
+  it('chat (only when the group sets it): SSE comments until the first token; all-failed is the in-band error the SDK raises', async () => {
+    const client = new OpenAI({ baseURL: proxy.baseURL, apiKey: 'unused', maxRetries: 0 });
+    const stream = await client.chat.completions.create({
+      model: 'slow',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(text, 'Finally.');
+    const res = await post('/v1/chat/completions', {
+      model: 'slow',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    const raw = await res.text();
+    assert.match(raw, /^: failproxy\n\n: keep-alive\n\ndata: /);
+    assert.match(raw, /data: \[DONE\]\n\n$/);
+    const failing = await client.chat.completions.create({
+      model: 'doomed',
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    await assert.rejects(async () => {
+      for await (const _chunk of failing) void _chunk;
+    }, /All 2 endpoints/);
+  });
+
   it('off (null): nothing is sent before the outcome, so all-failed is a real status', async () => {
     const res = await post('/v1/messages', {
       model: 'held',
