@@ -29,6 +29,8 @@ const KNOWN_FIELDS = [
   'send_dimensions',
   'max_batch',
   'token_inputs',
+  // Front doors (protocols/): replayed reasoning for endpoints that need it.
+  'reasoning_replay',
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */
@@ -113,6 +115,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   const stream = reader.boolean('stream');
   const thinkOpen = reader.boolean('think_open');
   const prefill = raw['prefill'] === 'auto' ? 'auto' : reader.boolean('prefill');
+  const reasoningReplay = reader.boolean('reasoning_replay');
   const headers = readHeaders(reader);
   const params = reader.object('params') ?? {};
   warnUnknownFields(raw, at, ctx.sink);
@@ -136,6 +139,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   if (stream !== undefined) endpoint.stream = stream;
   if (thinkOpen !== undefined) endpoint.thinkOpen = thinkOpen;
   if (prefill !== undefined) endpoint.prefill = prefill;
+  if (reasoningReplay !== undefined) endpoint.reasoningReplay = reasoningReplay;
 
   const missing = [...apikey.missing, ...baseurl.missing, ...model.missing, ...headers.missing];
   return { endpoint, missing, at };

@@ -9,12 +9,13 @@ import type { EndpointDraft } from './endpoint.js';
 import { isPlainObject, suggestField, validateEndpoint } from './endpoint.js';
 import type { ConfigProblem } from './problems.js';
 import { ProblemSink, describeValue, indexPath, keyPath, redactSecrets } from './problems.js';
+import { readEarlyStart } from './early-start.js';
 import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } from './resilience.js';
 
 const REASONING_MODES: readonly ReasoningMode[] = ['field', 'tags', 'strip'];
 export const DEFAULT_COOLDOWN: Readonly<CooldownOptions> = { failures: 3, seconds: 30 };
 
-const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS, ...EMBEDDINGS_GROUP_OPTIONS] as const;
+const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', 'early_start_s', ...RESILIENCE_OPTIONS, ...EMBEDDINGS_GROUP_OPTIONS] as const;
 
 export interface GroupResult {
   /** Null when the file is unusable as a whole (bad shape or options, or no valid endpoint). */
@@ -94,7 +95,7 @@ function splitShape(raw: unknown, sink: ProblemSink): Shape | null {
   return { endpoints, base: 'endpoints', options: raw };
 }
 
-type GroupOptions = Pick<Group, 'reasoning' | 'cooldown'> & ResilienceOptions;
+type GroupOptions = Pick<Group, 'reasoning' | 'cooldown' | 'earlyStartS'> & ResilienceOptions;
 
 /** Reads the object-form options; null when one of them is wrong. */
 function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): GroupOptions | null {
@@ -112,13 +113,18 @@ function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): Grou
   const cooldown = readCooldown(raw['cooldown'], sink);
   if (!cooldown) ok = false;
   const resilience = readResilienceOptions(raw, sink);
+  const earlyStart = readEarlyStart(raw['early_start_s'], sink);
+  if (earlyStart === false) ok = false;
 
   for (const key of Object.keys(raw)) {
     if ((GROUP_OPTIONS as readonly string[]).includes(key)) continue;
     const guess = suggestField(key, [...GROUP_OPTIONS]);
     sink.warning(keyPath('', key), `unknown group option, ignored${guess ? ` (did you mean "${guess}"?)` : ''}`);
   }
-  return ok && cooldown && resilience ? { reasoning, cooldown, ...resilience } : null;
+  if (!ok || !cooldown || !resilience) return null;
+  const options: GroupOptions = { reasoning, cooldown, ...resilience };
+  if (earlyStart !== undefined && earlyStart !== false) options.earlyStartS = earlyStart;
+  return options;
 }
 
 function readCooldown(raw: unknown, sink: ProblemSink): CooldownOptions | null {

@@ -10,6 +10,8 @@ export interface RequestContext {
   stream: boolean;
   /** Which face served the request. */
   source: 'serve' | 'ask';
+  /** The client protocol (front door) it came in by, e.g. `messages`; absent = chat. */
+  api?: string;
   /** The body was malformed JSON that was repaired. */
   repaired: boolean;
   /** The client's messages (only ever logged at debug level). */

@@ -39,6 +39,8 @@ export interface Endpoint {
    * reproduce the held-back last words (resume-filter.ts).
    */
   prefill?: PrefillMode;
+  /** Send replayed reasoning back as `reasoning_content` (endpoint option `reasoning_replay`); undefined = by model name. */
+  reasoningReplay?: boolean;
 }
 
 export type PrefillMode = 'auto' | boolean;
@@ -86,6 +88,12 @@ export interface Group {
   deadlineMs?: number | null;
   /** Treat a content-filter refusal as a failure to fail over from. Default true. */
   failoverOnContentFilter?: boolean;
+  /**
+   * Seconds without a commit after which a streaming front door sends its
+   * head and opening event, then keep-alives (group option `early_start_s`);
+   * null = off, undefined = the front door's default.
+   */
+  earlyStartS?: number | null;
 }
 
 // ---------------------------------------------------------------------------

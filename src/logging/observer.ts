@@ -172,6 +172,7 @@ export class LogObserver implements EngineObserver {
       source: context.source,
     };
     if (context.repaired) request.repaired = true;
+    if (context.api) request.api = context.api;
     if (this.#logger.enabled('debug')) {
       request.messages = context.messages;
       request.answer = pending.answer;

@@ -128,6 +128,7 @@ function requestBody(r: RequestRecord, c: ChalkInstance): string {
   if (typeof r.ttft_ms === 'number') parts.push(c.dim(`  ttft ${formatDurationCompact(r.ttft_ms)}`));
   if (typeof r.usage?.total_tokens === 'number') parts.push(c.dim(`  ${r.usage.total_tokens} tok`));
   if (r.repaired === true) parts.push(c.dim('  repaired'));
+  if (typeof r.api === 'string') parts.push(c.dim(`  via ${r.api}`));
   parts.push(c.dim(`  [${str(r.id)}]`));
   return parts.join('');
 }
@@ -226,6 +227,7 @@ export function formatRequestDetail(
   if (first !== undefined) {
     header.push(c.bold(str(first.group)));
     if (request !== null) header.push(request.stream ? 'stream' : 'no stream', request.source);
+    if (typeof request?.api === 'string') header.push(`via ${request.api}`);
     header.push(c.dim(formatDateTime(first.ts)));
   }
   lines.push(header.join('  '));

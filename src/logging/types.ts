@@ -30,6 +30,8 @@ export interface RequestRecord extends BaseRecord {
   usage: Usage | null;
   /** Which face produced it. */
   source: 'serve' | 'ask';
+  /** The front door a request came in by (`messages`, `responses`); absent = chat. */
+  api?: string;
   repaired?: boolean;
   /** Debug level only: the client's messages and the answer text. */
   messages?: unknown;

@@ -15,8 +15,13 @@ import type { EngineEvent } from '../core/types.js';
 import { createAccessControl, sendPreflight, type Refusal } from './access.js';
 import { ChunkEncoder } from './chunk-encoder.js';
 import { serveEmbeddings } from './embeddings.js';
-import { BodyTooLargeError, readBody, sendError, sendJson, type Headers } from './http.js';
+import { BodyTooLargeError, drained, readBody, sendError, sendJson, type Headers } from './http.js';
 import { toTextCompletion, toTextCompletionChunk } from './legacy.js';
+import { countTokens, messagesFrontDoor } from '../protocols/messages/index.js';
+import type { ModelMapping } from '../protocols/model-map.js';
+import { responsesFrontDoor } from '../protocols/responses/index.js';
+import { serveChatWithEarlyStart } from './chat-early-start.js';
+import { readJsonBody, sendReply, serveFrontDoor, type FrontDoorDeps } from './front-door.js';
 import type { GroupRegistry } from './registry.js';
 import { parseClientBody, type Route } from './repair.js';
 
@@ -42,6 +47,8 @@ export interface ProxyServerOptions {
   requestTimeoutMs?: number;
   /** Longest a client may leave a stream unread (the upstream waits meanwhile) before it is dropped; default 120 s. */
   clientStallTimeoutMs?: number;
+  /** Client model names (`claude-sonnet-*`) → groups, for the agent front doors. */
+  modelMap?: readonly ModelMapping[];
   /** Extra GET routes (`/status`, `/metrics`) that need the same auth. */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
@@ -79,6 +86,16 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   };
   const embeddings = options.embeddings ?? new EmbeddingsEngine({ health: options.engine.health });
   const embeddingsRoute = { engine: embeddings, groups: options.groups, observers, maxBody };
+  const frontDoorDeps: FrontDoorDeps = {
+    engine: options.engine,
+    groups: options.groups,
+    observers,
+    modelMap: options.modelMap ?? [],
+    maxBody,
+    clientStallTimeoutMs: options.clientStallTimeoutMs ?? DEFAULT_CLIENT_STALL_TIMEOUT,
+  };
+  const messagesDoor = messagesFrontDoor();
+  const responsesDoor = responsesFrontDoor();
   let inFlight = 0;
   let draining = false;
   const idle: Array<() => void> = [];
@@ -139,6 +156,18 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (path === '/v1/embeddings' || path === '/embeddings') {
       return method === 'POST' ? serveEmbeddings(embeddingsRoute, req, res, headers, requestId) : notAllowed(res, headers);
     }
+    if (path === '/v1/messages' || path === '/messages') {
+      return method === 'POST' ? serveFrontDoor(frontDoorDeps, messagesDoor, req, res, headers, requestId) : notAllowed(res, headers);
+    }
+    if (path === '/v1/messages/count_tokens' || path === '/messages/count_tokens') {
+      if (method !== 'POST') return notAllowed(res, headers);
+      const read = await readJsonBody(req, maxBody, messagesDoor);
+      if (read) sendReply(res, read.ok ? countTokens(read.body) : read.reply, headers);
+      return;
+    }
+    if (path === '/v1/responses' || path === '/responses') {
+      return method === 'POST' ? serveFrontDoor(frontDoorDeps, responsesDoor, req, res, headers, requestId) : notAllowed(res, headers);
+    }
     sendError(res, 404, `Unknown route ${method} ${path}`, 'invalid_request_error', 'not_found', null, headers);
   }
 
@@ -179,6 +208,9 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       return sendError(res, 400, message, 'invalid_request_error', 'wrong_group_kind', 'model', headers);
     }
 
+    if (body.stream === true && route === 'chat' && typeof group.earlyStartS === 'number') {
+      return serveChatWithEarlyStart(frontDoorDeps, body, group, group.earlyStartS, res, headers, requestId, parsed.repaired);
+    }
     const cancellation = new Cancellation();
     const onClose = (): void => {
       if (!res.writableFinished) cancellation.abort();
@@ -343,23 +375,4 @@ function authorized(req: IncomingMessage, keys: readonly Buffer[]): boolean {
   if (!presented) return false;
   const candidate = digest(presented);
   return keys.some((k) => timingSafeEqual(k, candidate));
-}
-
-/**
- * Wait until the client takes more. One that reads nothing for `timeoutMs` is
- * dropped: it would otherwise hold its socket and a paused upstream forever
- * (the engine's watchdog does not count time the client keeps it waiting).
- */
-function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(() => res.destroy(), timeoutMs);
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }

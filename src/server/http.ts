@@ -78,3 +78,22 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     req.on('close', onClose);
   });
 }
+
+/**
+ * Wait until the client takes more. One that reads nothing for `timeoutMs` is
+ * dropped: it would otherwise hold its socket and a paused upstream forever
+ * (the engine's watchdog does not count time the client keeps it waiting).
+ */
+export function drained(res: ServerResponse, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => res.destroy(), timeoutMs);
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}

@@ -51,10 +51,10 @@ export function parseClientBody(raw: Buffer, route: Route, declaredLength?: numb
 }
 
 /** Far deeper than any real request (tool schemas nest a few dozen levels). */
-const MAX_NESTING = 512;
+export const MAX_NESTING = 512;
 
 /** Bracket depth outside double-quoted strings; a cheap scan, no parse. */
-function nestsDeeperThan(text: string, limit: number): boolean {
+export function nestsDeeperThan(text: string, limit: number): boolean {
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {

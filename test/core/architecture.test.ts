@@ -9,7 +9,7 @@ import { it } from 'node:test';
 import { ROOT } from '../helpers/cli.js';
 
 const CORE = path.join(ROOT, 'src', 'core');
-const FORBIDDEN = [/^ink$/, /^react/, /^commander$/, /^chalk$/, /^node:http$/, /^http$/, /^(\.\.\/)+(cli|server|ui|logging)\//];
+const FORBIDDEN = [/^ink$/, /^react/, /^commander$/, /^chalk$/, /^node:http$/, /^http$/, /^(\.\.\/)+(cli|server|ui|logging|protocols)\//];
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -21,7 +21,7 @@ async function sourceFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-it('src/core imports nothing from cli/, server/, ui/, logging/, ink, react, commander, chalk or node:http', async () => {
+it('src/core imports nothing from cli/, server/, ui/, logging/, protocols/, ink, react, commander, chalk or node:http', async () => {
   const files = await sourceFiles(CORE);
   assert.ok(files.length > 5);
   const offences: string[] = [];

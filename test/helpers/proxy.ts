@@ -33,6 +33,7 @@ export async function startProxy(
     /** Address to bind; default 127.0.0.1 (`origin` always uses 127.0.0.1). */
     host?: string;
     logLevel?: 'debug' | 'info';
+    modelMap?: Array<{ pattern: string; group: string }>;
   } = {},
 ): Promise<RunningProxy> {
   const logDir = await mkdtemp(path.join(tmpdir(), 'failproxy-logs-'));
@@ -47,6 +48,7 @@ export async function startProxy(
     ...(options.maxBody ? { maxBody: options.maxBody } : {}),
     ...(options.corsOrigins ? { corsOrigins: options.corsOrigins } : {}),
     ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+    ...(options.modelMap ? { modelMap: options.modelMap } : {}),
   });
   await new Promise<void>((resolve) => proxy.server.listen(0, options.host ?? '127.0.0.1', resolve));
   const { port } = proxy.server.address() as AddressInfo;

@@ -16,6 +16,7 @@ import { LogObserver } from '../../logging/observer.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
 import type { Refusal } from '../../server/access.js';
+import { parseModelMapping, type ModelMapping } from '../../protocols/model-map.js';
 import { createProxyServer } from '../../server/app.js';
 import { createOriginPolicy, isLoopbackHost } from '../../server/origin-policy.js';
 import { GroupRegistry } from '../../server/registry.js';
@@ -32,6 +33,7 @@ interface RawServeOptions {
   demo?: boolean;
   redis?: string;
   redisPrefix: string;
+  modelMap: string[];
   profiles?: string;
   logDir?: string;
 }
@@ -49,6 +51,7 @@ interface ServeOptions {
   /** Share endpoint health through this Redis; undefined = in-memory, private to this process. */
   redis: URL | undefined;
   redisPrefix: string;
+  modelMap: ModelMapping[];
   profiles: string | undefined;
   logDir: string | undefined;
 }
@@ -65,6 +68,7 @@ export function serveCommand(): Command {
       .option('--cors-origin <origin>', "also let web pages from this origin call the proxy; '*' = any (repeatable; also $FAILPROXY_CORS_ORIGINS)", collect, [])
       .option('--allowed-host <host>', 'also answer to this Host name while bound to loopback, e.g. behind a reverse proxy (repeatable; also $FAILPROXY_ALLOWED_HOSTS)', collect, [])
       .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
+      .option('--model-map <pattern=group>', 'serve client model names (e.g. claude-sonnet-*) from a group on /v1/messages and /v1/responses (repeatable)', collect, [])
       .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
       .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
       .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:'),
@@ -85,6 +89,11 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
     demo: raw.demo === true,
     redis: parseRedisUrl(raw.redis ?? process.env.FAILPROXY_REDIS_URL),
     redisPrefix: raw.redisPrefix,
+    modelMap: raw.modelMap.map((text) => {
+      const mapping = parseModelMapping(text);
+      if (!mapping) throw new ConfigError(`--model-map expects PATTERN=GROUP (e.g. 'claude-sonnet-*=think-stream'), got "${text}"`);
+      return mapping;
+    }),
     profiles: raw.profiles,
     logDir: raw.logDir,
   };
@@ -134,6 +143,7 @@ async function serve(options: ServeOptions): Promise<void> {
     allowedHosts: options.allowedHosts,
     onRefused: reportRefusals(logger, err),
     maxBody: options.maxBody,
+    modelMap: options.modelMap,
     observers,
     extraRoutes: observability.routes,
   });
