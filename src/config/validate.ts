@@ -6,6 +6,7 @@
 import type { CooldownOptions, Group, ReasoningMode, SkippedEndpoint } from '../core/types.js';
 import type { EndpointDraft } from './endpoint.js';
 import { isPlainObject, suggestField, validateEndpoint } from './endpoint.js';
+import { expandLanes, readSpreadGroupOptions, SPREAD_GROUP_OPTIONS } from './lanes.js';
 import type { ConfigProblem } from './problems.js';
 import { ProblemSink, describeValue, indexPath, keyPath, redactSecrets } from './problems.js';
 import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } from './resilience.js';
@@ -13,7 +14,7 @@ import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } fro
 const REASONING_MODES: readonly ReasoningMode[] = ['field', 'tags', 'strip'];
 export const DEFAULT_COOLDOWN: Readonly<CooldownOptions> = { failures: 3, seconds: 30 };
 
-const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS] as const;
+const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', ...RESILIENCE_OPTIONS, ...SPREAD_GROUP_OPTIONS] as const;
 
 export interface GroupResult {
   /** Null when the file is unusable as a whole (bad shape or options, or no valid endpoint). */
@@ -46,7 +47,7 @@ function buildGroup(raw: unknown, name: string, file: string, ctx: Ctx): Group |
     if (draft) drafts.push(draft);
   });
   assignUniqueNames(drafts, ctx.sink);
-  const { endpoints, skipped } = separateSkipped(drafts, ctx.sink);
+  const { endpoints, skipped } = separateSkipped(expandLanes(drafts, ctx.sink), ctx.sink);
 
   if (shape.endpoints.length === 0) {
     ctx.sink.warning(shape.base, 'no endpoints: every request to this group will fail');
@@ -91,7 +92,7 @@ function splitShape(raw: unknown, sink: ProblemSink): Shape | null {
   return { endpoints, base: 'endpoints', options: raw };
 }
 
-type GroupOptions = Pick<Group, 'reasoning' | 'cooldown'> & ResilienceOptions;
+type GroupOptions = Pick<Group, 'reasoning' | 'cooldown' | 'strategy' | 'stickyTtlMs'> & ResilienceOptions;
 
 /** Reads the object-form options; null when one of them is wrong. */
 function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): GroupOptions | null {
@@ -109,13 +110,14 @@ function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): Grou
   const cooldown = readCooldown(raw['cooldown'], sink);
   if (!cooldown) ok = false;
   const resilience = readResilienceOptions(raw, sink);
+  const spread = readSpreadGroupOptions(raw, sink);
 
   for (const key of Object.keys(raw)) {
     if ((GROUP_OPTIONS as readonly string[]).includes(key)) continue;
     const guess = suggestField(key, [...GROUP_OPTIONS]);
     sink.warning(keyPath('', key), `unknown group option, ignored${guess ? ` (did you mean "${guess}"?)` : ''}`);
   }
-  return ok && cooldown && resilience ? { reasoning, cooldown, ...resilience } : null;
+  return ok && cooldown && resilience && spread ? { reasoning, cooldown, ...resilience, ...spread } : null;
 }
 
 function readCooldown(raw: unknown, sink: ProblemSink): CooldownOptions | null {

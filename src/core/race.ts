@@ -5,6 +5,7 @@
  * visible to the client but the events; a loser is stopped and said so.
  */
 import { performance } from 'node:perf_hooks';
+import { nextCandidate, readyIndex } from './admission.js';
 import { sleep } from './cancellation.js';
 import { contentFilterError } from './outcome.js';
 import type { Candidate, RequestState, Running, Step } from './request-state.js';
@@ -25,7 +26,12 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
       return null;
     }
     if (running.length === 0) {
-      const candidate = state.queue.shift();
+      // A lane at its local limit is skipped (admission.ts), never failed.
+      const candidate = await nextCandidate(state);
+      if (state.abort.aborted) {
+        if (candidate) state.queue.unshift(candidate);
+        continue;
+      }
       if (!candidate) break;
       const wait = candidate.notBefore - performance.now();
       if (wait > 0 && !(await sleep(wait, state.abort))) {
@@ -43,7 +49,7 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
     const race: Race = hedgeAt <= performance.now() ? { kind: 'hedge' } : await raceAttempts(state, running, hedgeAt);
     if (race.kind === 'abort') continue;
     if (race.kind === 'hedge') {
-      const index = state.queue.findIndex((c) => c.notBefore <= performance.now());
+      const index = readyIndex(state);
       hedgeAt = Infinity;
       if (index === -1) continue;
       const [candidate] = state.queue.splice(index, 1);

@@ -10,9 +10,11 @@ import type { Dispatcher } from 'undici';
 import { Cancellation } from './cancellation.js';
 import type { ClientStream } from './client-stream.js';
 import { endpointKey, type HealthTracker } from './health.js';
+import type { LaneHold } from './limits.js';
 import type { NormalizeOptions } from './openai/normalize.js';
 import { buildAllFailed, interruptedError, type FailedAttempt } from './outcome.js';
 import { resolveOptions, retryDelay, type ResolvedOptions, type RetryBudget } from './resilience.js';
+import { routingOf, type Routing } from './routing.js';
 import { runAttempt, type AttemptOutcome, type AttemptRun } from './runner.js';
 import type { AttemptRecord, ChatRequest, Endpoint, EngineEvent, Failure, Group, RequestSummary, Usage } from './types.js';
 
@@ -28,6 +30,11 @@ export interface EngineRequest {
    * server passes a `Cancellation`, which costs no EventTarget per request.
    */
   signal?: AbortSignal | Cancellation;
+  /**
+   * The client's session id (the server passes `x-session-id` or an agent's
+   * session header): keeps a conversation on one lane (sticky sessions).
+   */
+  sessionId?: string;
 }
 
 /** An endpoint waiting its turn in this request. */
@@ -51,6 +58,8 @@ export interface Running {
   started: number;
   /** The attempt holds the endpoint's half-open probe. */
   probe: boolean;
+  /** Its place on a counted lane (key pool, limits); null when the lane is not counted. */
+  hold: LaneHold | null;
   /** The attempt's first step (its commit, or how it ended), raced against the others. */
   first: Promise<{ running: Running; step: Step }>;
 }
@@ -71,6 +80,9 @@ export class RequestState {
   /** Failures before commit: what the all-failed answer is made of. */
   readonly failed: FailedAttempt[] = [];
   readonly queue: Candidate[];
+  readonly routing: Routing;
+  /** The conversation this request belongs to, when sticky sessions apply. */
+  readonly session: string | null;
   /** Set when the client goes away or the deadline passes; aborts every live attempt. */
   readonly abort = new Cancellation();
   // One or two entries each: exact-size arrays replaced on change, not Sets or
@@ -92,7 +104,10 @@ export class RequestState {
     // A literal, not `{ ...p, retry: 0, notBefore: 0 }`: in Node 20's V8 a spread
     // followed by new keys gives every object its own hidden class (~250 bytes
     // per candidate, kept for the whole request).
-    this.queue = health.plan(request.group.endpoints).map((p) => ({ endpoint: p.endpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
+    this.routing = routingOf(health);
+    const route = this.routing.route(request, (lane) => health.snapshot(lane).state === 'ok');
+    this.session = route.session;
+    this.queue = health.plan(route.endpoints).map((p) => ({ endpoint: p.endpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
   }
 
   /** Start an attempt on `candidate` with `body` (the client's request, or a resume of it). */
@@ -115,7 +130,10 @@ export class RequestState {
       cancel,
       acceptContentFilter: !this.options.failoverOnContentFilter,
     });
-    const running = { candidate, n: this.#n, run, cancel, started, probe } as Running;
+    const hold = this.routing.begin(this.group, endpoint, body);
+    // Whichever way the attempt ends (forgotten, or aborted with the request), its lane is freed once.
+    if (hold) cancel.onAbort(() => this.routing.limits.release(hold));
+    const running = { candidate, n: this.#n, run, cancel, started, probe, hold } as Running;
     running.first = run.next().then((step) => ({ running, step }));
     this.live = [...this.live, running];
     if (this.abort.aborted) cancel.abort();
@@ -140,6 +158,7 @@ export class RequestState {
   /** The attempt no longer runs (it ended, or was stopped). */
   forget(running: Running): void {
     this.live = without(this.live, running);
+    if (running.hold) this.routing.limits.release(running.hold);
   }
 
   recordFailure(running: Running, failure: Failure, afterCommit: boolean): EngineEvent {
@@ -163,6 +182,7 @@ export class RequestState {
   async *finishDone(running: Running, outcome: DoneOutcome, client: ClientStream): AsyncGenerator<EngineEvent, void, undefined> {
     const { endpoint } = running.candidate;
     this.health.recordSuccess(endpoint);
+    this.routing.succeeded(this.group, endpoint, this.session, outcome.ttftMs, outcome.usage, running.hold);
     this.records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
     let usage = outcome.usage;
     if (this.clientStream) {

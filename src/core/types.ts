@@ -38,9 +38,41 @@ export interface Endpoint {
    * when the endpoint rejects it. Default `auto`.
    */
   prefill?: PrefillMode;
+  /**
+   * Set on the lanes of a key pool: one endpoint written with N keys is N
+   * lanes sharing this id (the endpoint's name) and everything but the key.
+   */
+  pool?: string;
+  /** Short, non-secret fingerprint of this lane's key (e.g. `or-key-a1b2`); set with `pool`. */
+  lane?: string;
+  /** How a pool picks among its lanes; default `round_robin`. */
+  keys?: KeyStrategy;
+  /** Share of traffic under the group strategy `weighted`; default 1. */
+  weight?: number;
+  /** Tier under `weighted` and `latency`: lower tiers first; default 0. */
+  priority?: number;
+  /** Local limits, applied to each lane separately. */
+  limits?: LaneLimits;
+  /** Request parameters removed before sending (some upstreams reject them). */
+  drop?: string[];
 }
 
 export type PrefillMode = 'auto' | boolean;
+
+/** How a key pool orders its lanes for each request. */
+export type KeyStrategy = 'round_robin' | 'fill_first' | 'random' | 'least_inflight';
+
+/** How a group orders its endpoints for each request. */
+export type GroupStrategy = 'ordered' | 'weighted' | 'latency';
+
+/** Per-lane limits: a saturated lane is skipped, never failed. */
+export interface LaneLimits {
+  rpm?: number;
+  tpm?: number;
+  maxConcurrency?: number;
+  /** The window `rpm` and `tpm` are counted over, in ms (60 000 unless set). */
+  windowMs: number;
+}
 
 /** Same-endpoint retries (group option `retry`). */
 export interface RetryOptions {
@@ -85,6 +117,13 @@ export interface Group {
   deadlineMs?: number | null;
   /** Treat a content-filter refusal as a failure to fail over from. Default true. */
   failoverOnContentFilter?: boolean;
+  /** Order of endpoints per request; default `ordered` (file order). */
+  strategy?: GroupStrategy;
+  /**
+   * Idle time (ms) a conversation stays pinned to the lane that last answered
+   * it, where there is a choice to make; null = sticky sessions off. Default 10 min.
+   */
+  stickyTtlMs?: number | null;
 }
 
 // ---------------------------------------------------------------------------
