@@ -8,30 +8,12 @@ import { describe, it } from 'node:test';
 import { validateGroup } from '../../src/config/validate.js';
 import type { FailoverEngine } from '../../src/core/engine.js';
 import type { EngineEvent, Group } from '../../src/core/types.js';
-import { completionBody, json, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { completionBody, json } from '../helpers/fake-upstream.js';
 import { chatRequest, last, runAll } from '../helpers/groups.js';
+import { KEYS, perKey, poolGroup } from '../helpers/pools.js';
 import { testRig } from '../helpers/rig.js';
 
 const { upstream, engine } = testRig();
-
-const KEYS = { K1: 'sk-pool-key-one-1111', K2: 'sk-pool-key-two-2222', K3: 'sk-pool-key-three-3333' };
-
-/** A group read from a profile the way `serve` reads it. */
-export function poolGroup(raw: unknown, env: NodeJS.ProcessEnv = KEYS): Group {
-  const { group, problems } = validateGroup(raw, 'pool', 'pool.yaml', env);
-  assert.ok(group, `the profile is valid: ${JSON.stringify(problems)}`);
-  return group;
-}
-
-/** Requests an upstream received, counted by the key they carried. */
-export function perKey(u: FakeUpstream): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const r of u.requests) {
-    const key = String(r.headers.authorization ?? '').replace(/^Bearer /, '');
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
 
 const starts = (events: EngineEvent[]): string[] => events.flatMap((e) => (e.type === 'attempt_start' ? [e.endpoint] : []));
 
