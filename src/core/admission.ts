@@ -12,7 +12,9 @@ import type { Candidate, RequestState } from './request-state.js';
 /**
  * Take the next candidate to start off the queue, waiting for a slot when
  * every lane left is saturated. Undefined when nothing is left (or the
- * request was aborted while waiting).
+ * request was aborted while waiting). The slot is taken here, in the same
+ * turn as the check (`state.reserved`), so requests woken together cannot
+ * all take the last one.
  */
 export async function nextCandidate(state: RequestState): Promise<Candidate | undefined> {
   if (!state.routing.limited(state.group)) return state.queue.shift();
@@ -22,7 +24,12 @@ export async function nextCandidate(state: RequestState): Promise<Candidate | un
     let soonest = Infinity;
     for (let i = 0; i < state.queue.length; i++) {
       const wait = state.routing.waitFor(state.queue[i]!.endpoint, state.request.body);
-      if (wait === 0) return state.queue.splice(i, 1)[0];
+      if (wait === 0) {
+        const candidate = state.queue.splice(i, 1)[0]!;
+        const hold = state.routing.begin(state.group, candidate.endpoint, state.request.body);
+        if (hold) state.reserved = { endpoint: candidate.endpoint, hold };
+        return candidate;
+      }
       soonest = Math.min(soonest, wait);
     }
     const now = performance.now();

@@ -30,6 +30,8 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
       const candidate = await nextCandidate(state);
       if (state.abort.aborted) {
         if (candidate) state.queue.unshift(candidate);
+        if (state.reserved) state.routing.limits.release(state.reserved.hold);
+        state.reserved = null;
         continue;
       }
       if (!candidate) break;

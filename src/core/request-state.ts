@@ -90,6 +90,8 @@ export class RequestState {
   live: Running[] = [];
   tried: Endpoint[] = [];
   deadlineHit = false;
+  /** A lane slot taken by admission (admission.ts) for the attempt about to start. */
+  reserved: { endpoint: Endpoint; hold: LaneHold } | null = null;
   #n = 0;
 
   constructor(dispatcher: Dispatcher, health: HealthTracker, budget: RetryBudget, request: EngineRequest) {
@@ -130,7 +132,11 @@ export class RequestState {
       cancel,
       acceptContentFilter: !this.options.failoverOnContentFilter,
     });
-    const hold = this.routing.begin(this.group, endpoint, body);
+    let hold: LaneHold | null;
+    if (this.reserved?.endpoint === endpoint) {
+      hold = this.reserved.hold;
+      this.reserved = null;
+    } else hold = this.routing.begin(this.group, endpoint, body);
     // Whichever way the attempt ends (forgotten, or aborted with the request), its lane is freed once.
     if (hold) cancel.onAbort(() => this.routing.limits.release(hold));
     const running = { candidate, n: this.#n, run, cancel, started, probe, hold } as Running;
