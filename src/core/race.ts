@@ -8,6 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { nextCandidate, readyIndex } from './admission.js';
 import { sleep } from './cancellation.js';
 import { contentFilterError } from './outcome.js';
+import { retryWithoutParameter } from './shims.js';
 import type { Candidate, RequestState, Running, Step } from './request-state.js';
 import type { EngineEvent } from './types.js';
 
@@ -73,14 +74,15 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
     const outcome = step.value;
     // An attempt always commits before it is done; a finish without one proves nothing.
     if (outcome.kind === 'cancelled' || outcome.kind === 'done') continue;
-    const failure = outcome.failure;
+    const shim = retryWithoutParameter(state, attempt.candidate, outcome.failure);
+    const failure = shim?.failure ?? outcome.failure;
     yield state.recordFailure(attempt, failure, false);
     if (failure.class === 'content_filter' && !state.options.failoverOnContentFilter) {
       yield* abandon(state, running, 'the provider refused the request');
       yield { type: 'failed', summary: state.summary(null, null), ...contentFilterError(failure) };
       return null;
     }
-    const retry = state.retryOf(attempt.candidate, failure);
+    const retry = shim?.retry ?? state.retryOf(attempt.candidate, failure);
     if (retry) state.queue.unshift(retry);
     if (running.length > 0 && hedgeAt === Infinity) hedgeAt = nextHedgeAt(state, running[running.length - 1]!);
   }

@@ -45,6 +45,8 @@ export interface Candidate {
   retry: number;
   /** performance.now() before which it must not start (backoff, Retry-After). */
   notBefore: number;
+  /** A retry without a parameter the endpoint rejected (shims.ts): once per request. */
+  shimmed?: boolean;
 }
 
 export type Step = IteratorResult<EngineEvent, AttemptOutcome>;

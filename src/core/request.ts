@@ -4,6 +4,7 @@
  */
 import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
 import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
+import { dropParams } from './shims.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
 
 /**
@@ -17,6 +18,7 @@ export function buildUpstreamBody(request: ChatRequest, endpoint: Endpoint, upst
   if (endpoint.temperature !== undefined) body.temperature = endpoint.temperature;
   if (endpoint.max_tokens !== undefined) body.max_tokens = endpoint.max_tokens;
   for (const key in endpoint.params) body[key] = endpoint.params[key];
+  dropParams(body, endpoint);
   body.stream = upstreamStream;
   if (upstreamStream) {
     const clientOptions = request.stream_options;
