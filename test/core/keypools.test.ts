@@ -54,6 +54,25 @@ describe('key pools', () => {
     assert.ok(problems.some((p) => p.severity === 'warning' && /MISSING_KEY/.test(p.message) && p.path === 'endpoints[0].apikey[1]'));
   });
 
+  it('reports wrong pool options with their paths, never quoting a key', () => {
+    const { group, problems } = validateGroup(
+      {
+        strategy: 'fastest',
+        sticky: { ttl: -1 },
+        endpoints: [
+          { name: 'a', baseurl: 'http://127.0.0.1:9/v1', model: 'm', apikey: ['sk-literal-secret-key', 42], keys: 'rotate', rpm: 0, drop: 'temperature' },
+        ],
+      },
+      'pool',
+      'pool.yaml',
+      KEYS,
+    );
+    assert.equal(group, null);
+    const paths = problems.filter((p) => p.severity === 'error').map((p) => p.path);
+    assert.deepEqual(paths.sort(), ['endpoints', 'endpoints[0].apikey[1]', 'endpoints[0].keys', 'endpoints[0].rpm', 'sticky.ttl', 'strategy'].sort());
+    assert.ok(!JSON.stringify(problems).includes('sk-literal-secret-key'));
+  });
+
   it('round robin spreads 300 requests evenly over 3 keys', async () => {
     const up = await upstream(json(completionBody('ok')));
     const g = poolGroup({ endpoints: [{ name: 'or', baseurl: up.baseurl, model: 'm', apikey: ['${K1}', '${K2}', '${K3}'] }] });
