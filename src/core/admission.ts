@@ -43,6 +43,12 @@ export async function nextCandidate(state: RequestState): Promise<Candidate | un
   }
 }
 
+/** The request will not start the candidate it took a slot for: give the slot back. */
+export function releaseReserved(state: RequestState): void {
+  if (state.reserved) state.routing.limits.release(state.reserved.hold);
+  state.reserved = null;
+}
+
 /** Index of the first queued candidate that may start now (for a hedge), or -1. */
 export function readyIndex(state: RequestState): number {
   const now = performance.now();

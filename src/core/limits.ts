@@ -7,7 +7,7 @@
  * full burst through on top of the refill, so twice the limit can land in one
  * window, and a provider counting per minute answers the second half with 429.
  */
-import type { Endpoint } from './types.js';
+import type { ChatRequest, Endpoint } from './types.js';
 
 interface TokenEntry {
   at: number;
@@ -138,7 +138,19 @@ function prune(use: LaneUse, before: number): void {
  * the messages, plus the completion it may ask for. Corrected by the
  * reported usage when the answer ends.
  */
-export function estimateTokens(body: { messages?: unknown; max_tokens?: unknown; max_completion_tokens?: unknown }): number {
+export function estimateTokens(body: ChatRequest): number {
+  let estimate = estimates.get(body);
+  if (estimate === undefined) {
+    estimate = measureTokens(body);
+    estimates.set(body, estimate);
+  }
+  return estimate;
+}
+
+/** Once per request body: a waiting request re-checks its lanes many times. */
+const estimates = new WeakMap<ChatRequest, number>();
+
+function measureTokens(body: ChatRequest): number {
   let chars = 0;
   try {
     chars = JSON.stringify(body.messages ?? '').length;

@@ -5,7 +5,7 @@
  * visible to the client but the events; a loser is stopped and said so.
  */
 import { performance } from 'node:perf_hooks';
-import { nextCandidate, readyIndex } from './admission.js';
+import { nextCandidate, readyIndex, releaseReserved } from './admission.js';
 import { sleep } from './cancellation.js';
 import { contentFilterError } from './outcome.js';
 import { retryWithoutParameter } from './shims.js';
@@ -31,14 +31,14 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
       const candidate = await nextCandidate(state);
       if (state.abort.aborted) {
         if (candidate) state.queue.unshift(candidate);
-        if (state.reserved) state.routing.limits.release(state.reserved.hold);
-        state.reserved = null;
+        releaseReserved(state);
         continue;
       }
       if (!candidate) break;
       const wait = candidate.notBefore - performance.now();
       if (wait > 0 && !(await sleep(wait, state.abort))) {
         state.queue.unshift(candidate);
+        releaseReserved(state);
         continue;
       }
       const started = state.start(candidate);

@@ -46,6 +46,22 @@ describe('per-lane limits', () => {
     for (const r of runs) assert.equal(r.filter((ev) => ev.type === 'attempt_failed').length, 0);
   });
 
+  it('a request cancelled while it waits for a slot leaves nothing held', async () => {
+    const up = await upstream({ kind: 'json', body: completionBody('ok'), delayMs: 200 });
+    const g = poolGroup({ endpoints: [{ name: 'one', baseurl: up.baseurl, model: 'm', apikey: ['${K1}'], max_concurrency: 1 }] });
+    const e = engine();
+    const first = runAll(e, g, chatRequest());
+    await new Promise((r) => setTimeout(r, 50));
+    const controller = new AbortController();
+    const waiting = runAll(e, g, chatRequest(), controller.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    assert.equal(last(await waiting).type, 'cancelled');
+    assert.equal(last(await first).type, 'done');
+    assert.equal(last(await runAll(e, g, chatRequest())).type, 'done', 'the slot is free again');
+    assert.equal(up.requests.length, 2);
+  });
+
   it('rpm holds over its window (a short window standing in for a minute)', async () => {
     const arrivals: number[] = [];
     const up = await upstream(() => {
