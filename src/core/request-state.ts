@@ -57,11 +57,11 @@ export interface Running {
   n: number;
   run: AttemptRun;
   cancel: Cancellation;
+  /** Its place on a counted lane (key pool, limits); null when the lane is not counted. */
+  hold: LaneHold | null;
   started: number;
   /** The attempt holds the endpoint's half-open probe. */
   probe: boolean;
-  /** Its place on a counted lane (key pool, limits); null when the lane is not counted. */
-  hold: LaneHold | null;
   /** The attempt's first step (its commit, or how it ended), raced against the others. */
   first: Promise<{ running: Running; step: Step }>;
 }
@@ -189,8 +189,8 @@ export class RequestState {
   /** The attempt answered completely: count the success and end the request. */
   async *finishDone(running: Running, outcome: DoneOutcome, client: ClientStream): AsyncGenerator<EngineEvent, void, undefined> {
     const { endpoint } = running.candidate;
-    this.health.recordSuccess(endpoint);
     this.routing.succeeded(this.group, endpoint, this.session, outcome.ttftMs, outcome.usage, running.hold);
+    this.health.recordSuccess(endpoint);
     this.records.push({ endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
     let usage = outcome.usage;
     if (this.clientStream) {
