@@ -71,7 +71,7 @@ export interface Tier {
  * (`ordered`); for `weighted`, the first pick by smooth weighted round robin
  * (nginx's: exact shares, evenly interleaved), then by weight; for `latency`,
  * best recent first-token time first, unmeasured ones before any, and every
- * {@link LATENCY_EXPLORE_EVERY}th request one endpoint in turn first.
+ * {@link LATENCY_EXPLORE_EVERY}th request one of the others in turn first.
  */
 export function orderTier(tier: Tier, strategy: GroupStrategy, latency: (unit: Unit) => number | undefined): Unit[] {
   const units = tier.units;
@@ -90,7 +90,9 @@ export function orderTier(tier: Tier, strategy: GroupStrategy, latency: (unit: U
   }
   const sorted = [...units].sort((a, b) => (latency(a) ?? -1) - (latency(b) ?? -1));
   if (n % LATENCY_EXPLORE_EVERY === LATENCY_EXPLORE_EVERY - 1) {
-    const explored = units[Math.floor(n / LATENCY_EXPLORE_EVERY) % units.length]!;
+    // One of the others in turn: the best one is measured on every other request anyway.
+    const others = sorted.slice(1);
+    const explored = others[Math.floor(n / LATENCY_EXPLORE_EVERY) % others.length]!;
     return [explored, ...sorted.filter((u) => u !== explored)];
   }
   return sorted;

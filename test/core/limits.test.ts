@@ -85,7 +85,7 @@ describe('per-lane limits', () => {
   it('when the wait does not fit the deadline, the answer is 429 with Retry-After and says so', async () => {
     const up = await upstream(json(completionBody('ok')));
     const g = poolGroup({
-      deadline: 0.3,
+      deadline: 3,
       endpoints: [{ name: 'one', baseurl: up.baseurl, model: 'm', apikey: ['${K1}', '${K2}'], rpm: 1, limit_window: 30 }],
     });
     const e = engine();
@@ -103,7 +103,7 @@ describe('per-lane limits', () => {
   it('tpm charges an estimate, corrected by the reported usage', async () => {
     const up = await upstream(json(completionBody('ok', { usage: { prompt_tokens: 10, completion_tokens: 10, total_tokens: 20 } })));
     const g = poolGroup({
-      deadline: 0.2,
+      deadline: 3,
       endpoints: [{ name: 'one', baseurl: up.baseurl, model: 'm', apikey: ['${K1}'], tpm: 250, limit_window: 30 }],
     });
     const e = engine();
