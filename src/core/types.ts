@@ -38,10 +38,7 @@ export interface Endpoint {
    * when the endpoint rejects it. Default `auto`.
    */
   prefill?: PrefillMode;
-  /**
-   * Set on the lanes of a key pool: one endpoint written with N keys is N
-   * lanes sharing this id (the endpoint's name) and everything but the key.
-   */
+  /** Key pools: one endpoint with N keys is N lanes sharing this id (the endpoint's name). */
   pool?: string;
   /** Short, non-secret fingerprint of this lane's key (e.g. `or-key-a1b2`); set with `pool`. */
   lane?: string;
@@ -119,10 +116,7 @@ export interface Group {
   failoverOnContentFilter?: boolean;
   /** Order of endpoints per request; default `ordered` (file order). */
   strategy?: GroupStrategy;
-  /**
-   * Idle time (ms) a conversation stays pinned to the lane that last answered
-   * it, where there is a choice to make; null = sticky sessions off. Default 10 min.
-   */
+  /** Idle ms a conversation stays pinned to the lane that last answered it; null = off. Default 10 min. */
   stickyTtlMs?: number | null;
 }
 
