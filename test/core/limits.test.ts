@@ -68,7 +68,7 @@ describe('per-lane limits', () => {
       arrivals.push(Date.now());
       return json(completionBody('ok'));
     });
-    const g = poolGroup({ endpoints: [{ name: 'one', baseurl: up.baseurl, model: 'm', apikey: ['${K1}'], rpm: 3, limit_window: 0.4, timeout: 5 }] });
+    const g = poolGroup({ endpoints: [{ name: 'one', baseurl: up.baseurl, model: 'm', apikey: ['${K1}'], rpm: 3, limit_window: 1, timeout: 5 }] });
     const e = engine();
     // Warm the connection pool, so the first window is not stretched by connecting.
     await Promise.all([1, 2, 3].map(() => runAll(e, poolGroup({ endpoints: [{ name: 'warm', baseurl: up.baseurl, model: 'm', apikey: 'kw' }] }), chatRequest())));
@@ -77,8 +77,8 @@ describe('per-lane limits', () => {
     assert.ok(runs.every((r) => last(r).type === 'done'), 'every request waits its turn and is answered');
     arrivals.sort((a, b) => a - b);
     for (let i = 3; i < arrivals.length; i++) {
-      // The limiter counts when a request leaves; it arrives a little later: a small tolerance.
-      assert.ok(arrivals[i]! - arrivals[i - 3]! >= 330, `no more than 3 requests in any 0.4 s window (${arrivals.map((t) => t - arrivals[0]!).join(', ')})`);
+      // The limiter counts when a request leaves; on a loaded machine it may arrive up to ~0.1 s later.
+      assert.ok(arrivals[i]! - arrivals[i - 3]! >= 850, `no more than 3 requests in any 1 s window (${arrivals.map((t) => t - arrivals[0]!).join(', ')})`);
     }
   });
 
