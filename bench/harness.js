@@ -167,6 +167,7 @@ const endpoint = (name, port, extra = {}) => ({
   model: extra.model ?? 'bench-model',
   timeout: 30,
   ...(extra.stream !== undefined ? { stream: extra.stream } : {}),
+  ...(extra.apikey !== undefined ? { apikey: extra.apikey } : {}),
 });
 
 /** A cooldown that never opens: every request walks the failing endpoint first. */
@@ -196,6 +197,8 @@ export function writeProfiles(dir, ports) {
     refused: { endpoints: [endpoint('refused', ports.refused), endpoint('json', ports.json)], cooldown: NEVER_COOL },
     j2s: [endpoint('json', ports.json, { stream: false })],
     s2j: [endpoint('sse20', ports.sse20, { stream: true })],
+    // The same upstream as `ns`, through a pool of three keys (round robin, sticky sessions on).
+    pool3: [endpoint('json', ports.json, { apikey: ['bench-key-1', 'bench-key-2', 'bench-key-3'] })],
   };
   for (const [name, content] of Object.entries(groups)) {
     writeFileSync(path.join(dir, `${name}.yaml`), `${JSON.stringify(content, null, 2)}\n`);

@@ -221,7 +221,10 @@ function summarize(scenarios, allReps, maxOtherPct) {
       const fp = r.results[scenario.key]?.failproxy;
       const bare = r.results[baseKey]?.bare;
       if (!fp || !bare) return null;
+      // A scenario may also be compared with another FailProxy scenario of the same rep (`versus`).
+      const versus = scenario.versus ? r.results[scenario.versus]?.failproxy : null;
       return {
+        cpuVsRatio: versus && fp.cpuPerReqUs !== null && versus.cpuPerReqUs ? fp.cpuPerReqUs / versus.cpuPerReqUs : null,
         rpsRatio: fp.perSecond / bare.perSecond,
         cpuRatio: fp.cpuPerReqUs !== null && bare.cpuPerReqUs ? fp.cpuPerReqUs / bare.cpuPerReqUs : null,
         ttfbAddedMs: fp.ttfbP50Ms - bare.ttfbP50Ms,
@@ -231,6 +234,7 @@ function summarize(scenarios, allReps, maxOtherPct) {
       rpsRatio: median(perRep.map((p) => p?.rpsRatio)),
       cpuRatio: median(perRep.map((p) => p?.cpuRatio)),
       ttfbAddedMs: median(perRep.map((p) => p?.ttfbAddedMs)),
+      cpuVsRatio: median(perRep.map((p) => p?.cpuVsRatio)),
     };
     const metrics = {
       ...ratios,

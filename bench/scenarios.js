@@ -92,6 +92,18 @@ export const SCENARIOS = [
     concurrency: 16,
   },
   {
+    // Issue 15: a 3-key pool costs at most 5 % more CPU per request than one key
+    // (`ns-c16`, measured in the same run: `--only ns-c16,pool3-c16`).
+    key: 'pool3-c16',
+    title: '3-key pool non-stream c16',
+    group: 'pool3',
+    upstream: 'json',
+    stream: false,
+    concurrency: 16,
+    versus: 'ns-c16',
+    targets: [{ metric: 'cpuVsRatio', op: '<=', value: 1.05, label: 'CPU/request ≤ 1.05× one key (ns-c16)' }],
+  },
+  {
     key: 'hold512',
     title: '512 slow streams 100×50 ms',
     group: 's100slow',

@@ -4,6 +4,7 @@
  * secrets (apikey, headers) are described by kind only.
  */
 import type { Endpoint, EndpointType } from '../core/types.js';
+import { POOL_FIELDS, readKeyList, readSpreadOptions, type PoolKey } from './lanes.js';
 import type { ProblemSink } from './problems.js';
 import { describeKind, describeValue, keyPath } from './problems.js';
 
@@ -31,6 +32,7 @@ const KNOWN_FIELDS = [
   'token_inputs',
   // Front doors (protocols/): replayed reasoning for endpoints that need it.
   'reasoning_replay',
+  ...POOL_FIELDS,
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */
@@ -46,6 +48,8 @@ export interface EndpointDraft {
   missing: MissingVar[];
   /** Path of the endpoint in the file, for later messages. */
   at: string;
+  /** `apikey` written as a list: one lane per key (expanded by the group). */
+  keys?: PoolKey[];
 }
 
 export interface EndpointContext {
@@ -106,7 +110,15 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
 
   const name = reader.name();
   const baseurl = readBaseUrl(reader);
-  const apikey = reader.interpolated('apikey', { secret: true, allowEmpty: true });
+  const keyList = Array.isArray(raw['apikey'])
+    ? readKeyList(raw['apikey'], reader.path('apikey'), ctx, (text) => {
+        const resolved = interpolateEnv(text, ctx.env);
+        addSecret(ctx, text, resolved.value);
+        return resolved;
+      })
+    : undefined;
+  const apikey = Array.isArray(raw['apikey']) ? { value: '', missing: [] } : reader.interpolated('apikey', { secret: true, allowEmpty: true });
+  const spread = readSpreadOptions(raw, at, ctx.sink);
   const model = reader.interpolated('model', { secret: false, allowEmpty: false });
   const timeout = reader.number('timeout', (n) => n > 0, 'a positive number of seconds') ?? DEFAULT_TIMEOUT_S;
   const type = reader.oneOf('type', ENDPOINT_TYPES) ?? 'openai';
@@ -140,9 +152,10 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   if (thinkOpen !== undefined) endpoint.thinkOpen = thinkOpen;
   if (prefill !== undefined) endpoint.prefill = prefill;
   if (reasoningReplay !== undefined) endpoint.reasoningReplay = reasoningReplay;
+  Object.assign(endpoint, spread);
 
   const missing = [...apikey.missing, ...baseurl.missing, ...model.missing, ...headers.missing];
-  return { endpoint, missing, at };
+  return keyList ? { endpoint, missing, at, keys: keyList } : { endpoint, missing, at };
 }
 
 interface Interpolated<T> {

@@ -7,6 +7,7 @@ import type { CooldownOptions, Group, ReasoningMode, SkippedEndpoint } from '../
 import { EMBEDDINGS_GROUP_OPTIONS, readEmbeddingsGroup, type EndpointSource } from './embeddings.js';
 import type { EndpointDraft } from './endpoint.js';
 import { isPlainObject, suggestField, validateEndpoint } from './endpoint.js';
+import { expandLanes, readSpreadGroupOptions, SPREAD_GROUP_OPTIONS } from './lanes.js';
 import type { ConfigProblem } from './problems.js';
 import { ProblemSink, describeValue, indexPath, keyPath, redactSecrets } from './problems.js';
 import { readEarlyStart } from './early-start.js';
@@ -15,7 +16,7 @@ import { readResilienceOptions, RESILIENCE_OPTIONS, type ResilienceOptions } fro
 const REASONING_MODES: readonly ReasoningMode[] = ['field', 'tags', 'strip'];
 export const DEFAULT_COOLDOWN: Readonly<CooldownOptions> = { failures: 3, seconds: 30 };
 
-const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', 'early_start_s', ...RESILIENCE_OPTIONS, ...EMBEDDINGS_GROUP_OPTIONS] as const;
+const GROUP_OPTIONS = ['endpoints', 'reasoning', 'cooldown', 'early_start_s', ...RESILIENCE_OPTIONS, ...EMBEDDINGS_GROUP_OPTIONS, ...SPREAD_GROUP_OPTIONS] as const;
 
 export interface GroupResult {
   /** Null when the file is unusable as a whole (bad shape or options, or no valid endpoint). */
@@ -50,7 +51,7 @@ function buildGroup(raw: unknown, name: string, file: string, ctx: Ctx): Group |
     if (draft) sources.push({ endpoint: draft.endpoint, at: draft.at, raw: item });
   });
   assignUniqueNames(drafts, ctx.sink);
-  const { endpoints, skipped } = separateSkipped(drafts, ctx.sink);
+  const { endpoints, skipped } = separateSkipped(expandLanes(drafts, ctx.sink), ctx.sink);
 
   if (shape.endpoints.length === 0) {
     ctx.sink.warning(shape.base, 'no endpoints: every request to this group will fail');
@@ -95,7 +96,7 @@ function splitShape(raw: unknown, sink: ProblemSink): Shape | null {
   return { endpoints, base: 'endpoints', options: raw };
 }
 
-type GroupOptions = Pick<Group, 'reasoning' | 'cooldown' | 'earlyStartS'> & ResilienceOptions;
+type GroupOptions = Pick<Group, 'reasoning' | 'cooldown' | 'earlyStartS' | 'strategy' | 'stickyTtlMs'> & ResilienceOptions;
 
 /** Reads the object-form options; null when one of them is wrong. */
 function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): GroupOptions | null {
@@ -115,14 +116,15 @@ function readGroupOptions(raw: Record<string, unknown>, sink: ProblemSink): Grou
   const resilience = readResilienceOptions(raw, sink);
   const earlyStart = readEarlyStart(raw['early_start_s'], sink);
   if (earlyStart === false) ok = false;
+  const spread = readSpreadGroupOptions(raw, sink);
 
   for (const key of Object.keys(raw)) {
     if ((GROUP_OPTIONS as readonly string[]).includes(key)) continue;
     const guess = suggestField(key, [...GROUP_OPTIONS]);
     sink.warning(keyPath('', key), `unknown group option, ignored${guess ? ` (did you mean "${guess}"?)` : ''}`);
   }
-  if (!ok || !cooldown || !resilience) return null;
-  const options: GroupOptions = { reasoning, cooldown, ...resilience };
+  if (!ok || !cooldown || !resilience || !spread) return null;
+  const options: GroupOptions = { reasoning, cooldown, ...resilience, ...spread };
   if (earlyStart !== undefined && earlyStart !== false) options.earlyStartS = earlyStart;
   return options;
 }

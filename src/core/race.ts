@@ -5,8 +5,10 @@
  * visible to the client but the events; a loser is stopped and said so.
  */
 import { performance } from 'node:perf_hooks';
+import { nextCandidate, readyIndex, releaseReserved } from './admission.js';
 import { sleep } from './cancellation.js';
 import { contentFilterError } from './outcome.js';
+import { retryWithoutParameter } from './shims.js';
 import type { Candidate, RequestState, Running, Step } from './request-state.js';
 import type { EngineEvent } from './types.js';
 
@@ -25,11 +27,18 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
       return null;
     }
     if (running.length === 0) {
-      const candidate = state.queue.shift();
+      // A lane at its local limit is skipped (admission.ts), never failed.
+      const candidate = await nextCandidate(state);
+      if (state.abort.aborted) {
+        if (candidate) state.queue.unshift(candidate);
+        releaseReserved(state);
+        continue;
+      }
       if (!candidate) break;
       const wait = candidate.notBefore - performance.now();
       if (wait > 0 && !(await sleep(wait, state.abort))) {
         state.queue.unshift(candidate);
+        releaseReserved(state);
         continue;
       }
       const started = state.start(candidate);
@@ -43,7 +52,7 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
     const race: Race = hedgeAt <= performance.now() ? { kind: 'hedge' } : await raceAttempts(state, running, hedgeAt);
     if (race.kind === 'abort') continue;
     if (race.kind === 'hedge') {
-      const index = state.queue.findIndex((c) => c.notBefore <= performance.now());
+      const index = readyIndex(state);
       hedgeAt = Infinity;
       if (index === -1) continue;
       const [candidate] = state.queue.splice(index, 1);
@@ -65,14 +74,15 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
     const outcome = step.value;
     // An attempt always commits before it is done; a finish without one proves nothing.
     if (outcome.kind === 'cancelled' || outcome.kind === 'done') continue;
-    const failure = outcome.failure;
+    const shim = retryWithoutParameter(state, attempt.candidate, outcome.failure);
+    const failure = shim?.failure ?? outcome.failure;
     yield state.recordFailure(attempt, failure, false);
     if (failure.class === 'content_filter' && !state.options.failoverOnContentFilter) {
       yield* abandon(state, running, 'the provider refused the request');
       yield { type: 'failed', summary: state.summary(null, null), ...contentFilterError(failure) };
       return null;
     }
-    const retry = state.retryOf(attempt.candidate, failure);
+    const retry = shim?.retry ?? state.retryOf(attempt.candidate, failure);
     if (retry) state.queue.unshift(retry);
     if (running.length > 0 && hedgeAt === Infinity) hedgeAt = nextHedgeAt(state, running[running.length - 1]!);
   }

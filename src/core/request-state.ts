@@ -10,9 +10,11 @@ import type { Dispatcher } from 'undici';
 import { Cancellation } from './cancellation.js';
 import type { ClientStream } from './client-stream.js';
 import { endpointKey, type HealthTracker } from './health.js';
+import type { LaneHold } from './limits.js';
 import type { NormalizeOptions } from './openai/normalize.js';
 import { buildAllFailed, interruptedError, type FailedAttempt } from './outcome.js';
 import { resolveOptions, retryDelay, type ResolvedOptions, type RetryBudget } from './resilience.js';
+import { routingOf, type Routing } from './routing.js';
 import { runAttempt, type AttemptOutcome, type AttemptRun } from './runner.js';
 import type { AttemptRecord, ChatRequest, Endpoint, EngineEvent, Failure, Group, RequestSummary, Usage } from './types.js';
 
@@ -28,6 +30,11 @@ export interface EngineRequest {
    * server passes a `Cancellation`, which costs no EventTarget per request.
    */
   signal?: AbortSignal | Cancellation;
+  /**
+   * The client's session id (the server passes `x-session-id` or an agent's
+   * session header): keeps a conversation on one lane (sticky sessions).
+   */
+  sessionId?: string;
 }
 
 /** An endpoint waiting its turn in this request. */
@@ -38,6 +45,8 @@ export interface Candidate {
   retry: number;
   /** performance.now() before which it must not start (backoff, Retry-After). */
   notBefore: number;
+  /** A retry without a parameter the endpoint rejected (shims.ts): once per request. */
+  shimmed?: boolean;
 }
 
 export type Step = IteratorResult<EngineEvent, AttemptOutcome>;
@@ -48,6 +57,8 @@ export interface Running {
   n: number;
   run: AttemptRun;
   cancel: Cancellation;
+  /** Its place on a counted lane (key pool, limits); null when the lane is not counted. */
+  hold: LaneHold | null;
   started: number;
   /** The attempt holds the endpoint's half-open probe. */
   probe: boolean;
@@ -73,6 +84,9 @@ export class RequestState {
   /** Failures before commit: what the all-failed answer is made of. */
   readonly failed: FailedAttempt[] = [];
   readonly queue: Candidate[];
+  readonly routing: Routing;
+  /** The conversation this request belongs to, when sticky sessions apply. */
+  readonly session: string | null;
   /** Set when the client goes away or the deadline passes; aborts every live attempt. */
   readonly abort = new Cancellation();
   // One or two entries each: exact-size arrays replaced on change, not Sets or
@@ -80,6 +94,8 @@ export class RequestState {
   live: Running[] = [];
   tried: Endpoint[] = [];
   deadlineHit = false;
+  /** A lane slot taken by admission (admission.ts) for the attempt about to start. */
+  reserved: { endpoint: Endpoint; hold: LaneHold } | null = null;
   #n = 0;
 
   constructor(dispatcher: Dispatcher, health: HealthTracker, budget: RetryBudget, request: EngineRequest) {
@@ -94,7 +110,10 @@ export class RequestState {
     // A literal, not `{ ...p, retry: 0, notBefore: 0 }`: in Node 20's V8 a spread
     // followed by new keys gives every object its own hidden class (~250 bytes
     // per candidate, kept for the whole request).
-    this.queue = health.plan(request.group.endpoints).map((p) => ({ endpoint: p.endpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
+    this.routing = routingOf(health);
+    const route = this.routing.route(request, (lane) => health.snapshot(lane).state === 'ok');
+    this.session = route.session;
+    this.queue = health.plan(route.endpoints).map((p) => ({ endpoint: p.endpoint, cooling: p.cooling, retry: 0, notBefore: 0 }));
   }
 
   /** Start an attempt on `candidate` with `body` (the client's request, or a resume of it). */
@@ -118,7 +137,14 @@ export class RequestState {
       acceptContentFilter: !this.options.failoverOnContentFilter,
       onResent: (why) => (running.resent = why),
     });
-    const running = { candidate, n: this.#n, run, cancel, started, probe } as Running;
+    let hold: LaneHold | null;
+    if (this.reserved?.endpoint === endpoint) {
+      hold = this.reserved.hold;
+      this.reserved = null;
+    } else hold = this.routing.begin(this.group, endpoint, body);
+    // Whichever way the attempt ends (forgotten, or aborted with the request), its lane is freed once.
+    if (hold) cancel.onAbort(() => this.routing.limits.release(hold));
+    const running = { candidate, n: this.#n, run, cancel, started, probe, hold } as Running;
     running.first = run.next().then((step) => ({ running, step }));
     this.live = [...this.live, running];
     if (this.abort.aborted) cancel.abort();
@@ -143,6 +169,7 @@ export class RequestState {
   /** The attempt no longer runs (it ended, or was stopped). */
   forget(running: Running): void {
     this.live = without(this.live, running);
+    if (running.hold) this.routing.limits.release(running.hold);
   }
 
   recordFailure(running: Running, failure: Failure, afterCommit: boolean): EngineEvent {
@@ -170,6 +197,7 @@ export class RequestState {
   /** The attempt answered completely: count the success and end the request. */
   async *finishDone(running: Running, outcome: DoneOutcome, client: ClientStream): AsyncGenerator<EngineEvent, void, undefined> {
     const { endpoint } = running.candidate;
+    this.routing.succeeded(this.group, endpoint, this.session, outcome.ttftMs, outcome.usage, running.hold);
     this.health.recordSuccess(endpoint);
     this.#record(running, { endpoint: endpoint.name, class: null, status: null, message: null, ms: Math.round(performance.now() - running.started) });
     let usage = outcome.usage;

@@ -5,6 +5,7 @@
 import { parseAnswerBody } from './classify.js';
 import { applyReasoningReplay } from './replay.js';
 import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
+import { dropParams } from './shims.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
 
 /**
@@ -19,6 +20,7 @@ export function buildUpstreamBody(request: ChatRequest, endpoint: Endpoint, upst
   if (endpoint.max_tokens !== undefined) body.max_tokens = endpoint.max_tokens;
   for (const key in endpoint.params) body[key] = endpoint.params[key];
   applyReasoningReplay(body, request, endpoint);
+  dropParams(body, endpoint);
   body.stream = upstreamStream;
   if (upstreamStream) {
     const clientOptions = request.stream_options;

@@ -41,9 +41,38 @@ export interface Endpoint {
   prefill?: PrefillMode;
   /** Send replayed reasoning back as `reasoning_content` (endpoint option `reasoning_replay`); undefined = by model name. */
   reasoningReplay?: boolean;
+  /** Key pools: one endpoint with N keys is N lanes sharing this id (the endpoint's name). */
+  pool?: string;
+  /** Short, non-secret fingerprint of this lane's key (e.g. `or-key-a1b2`); set with `pool`. */
+  lane?: string;
+  /** How a pool picks among its lanes; default `round_robin`. */
+  keys?: KeyStrategy;
+  /** Share of traffic under the group strategy `weighted`; default 1. */
+  weight?: number;
+  /** Tier under `weighted` and `latency`: lower tiers first; default 0. */
+  priority?: number;
+  /** Local limits, applied to each lane separately. */
+  limits?: LaneLimits;
+  /** Request parameters removed before sending (some upstreams reject them). */
+  drop?: string[];
 }
 
 export type PrefillMode = 'auto' | boolean;
+
+/** How a key pool orders its lanes for each request. */
+export type KeyStrategy = 'round_robin' | 'fill_first' | 'random' | 'least_inflight';
+
+/** How a group orders its endpoints for each request. */
+export type GroupStrategy = 'ordered' | 'weighted' | 'latency';
+
+/** Per-lane limits: a saturated lane is skipped, never failed. */
+export interface LaneLimits {
+  rpm?: number;
+  tpm?: number;
+  maxConcurrency?: number;
+  /** The window `rpm` and `tpm` are counted over, in ms (60 000 unless set). */
+  windowMs: number;
+}
 
 /** Same-endpoint retries (group option `retry`). */
 export interface RetryOptions {
@@ -94,6 +123,10 @@ export interface Group {
    * null = off, undefined = the front door's default.
    */
   earlyStartS?: number | null;
+  /** Order of endpoints per request; default `ordered` (file order). */
+  strategy?: GroupStrategy;
+  /** Idle ms a conversation stays pinned to the lane that last answered it; null = off. Default 10 min. */
+  stickyTtlMs?: number | null;
 }
 
 // ---------------------------------------------------------------------------

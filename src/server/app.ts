@@ -225,7 +225,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       messages: body.messages,
     };
     const stream = body.stream === true;
-    const events = options.engine.run({ requestId, group, body, signal: cancellation });
+    // Keeps a conversation on one key lane (sticky sessions): the client's own session header.
+    const session = req.headers['x-session-id'] ?? req.headers['x-claude-code-session-id'];
+    const sessionId = typeof session === 'string' && session !== '' ? session.slice(0, 200) : undefined;
+    const events = options.engine.run({ requestId, group, body, signal: cancellation, sessionId });
     let completionId: string | undefined;
     const encoder = stream && route === 'chat' ? new ChunkEncoder() : null;
     // What one upstream read brings (the head, chunks, the end) leaves in one

@@ -4,8 +4,9 @@
  * two servers in one process — or the tests — never share counts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HealthTracker } from '../core/health.js';
+import { endpointKey, type HealthTracker } from '../core/health.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
+import { routingOf } from '../core/routing.js';
 import type { EngineEvent, Group } from '../core/types.js';
 
 export type RequestOutcome = 'ok' | 'failed' | 'interrupted' | 'cancelled';
@@ -90,6 +91,23 @@ export class MetricsObserver implements EngineObserver {
               { group: group.name, endpoint: endpoint.name },
               health.snapshot(endpoint).state === 'cooling' ? 1 : 0,
             );
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'failproxy_lane_in_flight',
+      help: 'Requests running on a key-pool lane (or a lane with limits), by the key fingerprint, never the key.',
+      labelNames: ['group', 'endpoint', 'pool', 'lane'],
+      registers,
+      collect() {
+        this.reset();
+        const limits = routingOf(health).limits;
+        for (const group of groups()) {
+          for (const endpoint of group.endpoints) {
+            if (endpoint.pool === undefined && endpoint.limits === undefined) continue;
+            const labels = { group: group.name, endpoint: endpoint.name, pool: endpoint.pool ?? endpoint.name, lane: endpoint.lane ?? '' };
+            this.set(labels, limits.inflight(endpointKey(endpoint)));
           }
         }
       },

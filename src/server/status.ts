@@ -2,10 +2,11 @@
  * `GET /status` (SPEC §4): per group and endpoint, the cooldown state from the
  * engine's health tracker plus what recent attempts looked like.
  */
-import type { HealthStoreStatus, HealthTracker } from '../core/health.js';
+import { endpointKey, type HealthStoreStatus, type HealthTracker } from '../core/health.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { redactSecrets } from '../core/redact.js';
-import type { EngineEvent, FailureClass, Group } from '../core/types.js';
+import { routingOf } from '../core/routing.js';
+import type { Endpoint, EngineEvent, FailureClass, Group } from '../core/types.js';
 import { percentile } from '../logging/stats.js';
 
 /** How far back the per-endpoint window reaches. */
@@ -51,6 +52,11 @@ export interface EndpointStatus {
   message: string | null;
   consecutive_failures: number;
   window: WindowStats;
+  /** Key-pool lanes: the endpoint they belong to and the key's fingerprint (never the key). */
+  pool?: string;
+  lane?: string;
+  /** Requests running on the lane now (key pools and lanes with limits). */
+  in_flight?: number;
 }
 
 export interface StatusBody {
@@ -180,6 +186,7 @@ export function buildStatus(
           message: snap.message !== null ? redactSecrets(snap.message) : null,
           consecutive_failures: snap.consecutiveFailures,
           window: observer.stats(group.name, endpoint.name),
+          ...laneStatus(health, endpoint),
         };
       }),
       skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
@@ -187,4 +194,10 @@ export function buildStatus(
     uptime_s: Math.round((now - startedAt) / 1000),
     health_store: health.storeStatus(),
   };
+}
+
+function laneStatus(health: HealthTracker, endpoint: Endpoint): Pick<EndpointStatus, 'pool' | 'lane' | 'in_flight'> {
+  if (endpoint.pool === undefined && endpoint.limits === undefined) return {};
+  const inFlight = routingOf(health).limits.inflight(endpointKey(endpoint));
+  return endpoint.pool !== undefined ? { pool: endpoint.pool, lane: endpoint.lane ?? '', in_flight: inFlight } : { in_flight: inFlight };
 }

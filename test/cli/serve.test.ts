@@ -51,7 +51,7 @@ describe('serve', () => {
     const health = await fetchText(`${origin}/health`);
     assert.equal(health.status, 200);
     const models = JSON.parse((await fetchText(`${origin}/v1/models`)).text) as { data: Array<{ id: string }> };
-    assert.deepEqual(models.data.map((m) => m.id), ['nothink-nostream', 'nothink-stream', 'think-nostream', 'think-stream']);
+    assert.deepEqual(models.data.map((m) => m.id), ['free-pool', 'nothink-nostream', 'nothink-stream', 'think-nostream', 'think-stream']);
     const res = await fetchText(`${origin}/v1/chat/completions`, chat('think-stream', true));
     assert.equal(res.status, 502);
     assert.equal(res.headers.get('x-should-retry'), 'false');

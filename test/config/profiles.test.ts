@@ -454,16 +454,17 @@ test('the shipped profiles load without errors, and without keys every endpoint 
   assert.deepEqual(errors(withoutKeys.problems), []);
   assert.deepEqual(
     [...withoutKeys.groups.keys()].sort(),
-    ['nothink-nostream', 'nothink-stream', 'think-nostream', 'think-stream'],
+    ['free-pool', 'nothink-nostream', 'nothink-stream', 'think-nostream', 'think-stream'],
   );
   for (const group of withoutKeys.groups.values()) {
     assert.deepEqual(group.endpoints, [], group.name);
     assert.ok(group.skipped.length > 0, group.name);
-    for (const s of group.skipped) assert.match(s.reason, /^missing env (OPENROUTER_API_KEY|CHUTES_API_KEY)$/);
+    for (const s of group.skipped) assert.match(s.reason, /^missing env (OPENROUTER_API_KEY(_\d)?|CHUTES_API_KEY)$/);
   }
   for (const w of withoutKeys.problems) assert.match(w.message, /OPENROUTER_API_KEY|CHUTES_API_KEY/);
 
-  const withKeys = await loadProfiles(SHIPPED, { OPENROUTER_API_KEY: 'sk-or-test', CHUTES_API_KEY: 'cpk_test' });
+  const poolKeys = { OPENROUTER_API_KEY_2: 'sk-or-test-2', OPENROUTER_API_KEY_3: 'sk-or-test-3' };
+  const withKeys = await loadProfiles(SHIPPED, { OPENROUTER_API_KEY: 'sk-or-test', CHUTES_API_KEY: 'cpk_test', ...poolKeys });
   assert.deepEqual(withKeys.problems, []);
   for (const group of withKeys.groups.values()) {
     assert.deepEqual(group.skipped, []);
@@ -472,7 +473,7 @@ test('the shipped profiles load without errors, and without keys every endpoint 
     for (const e of group.endpoints) {
       assert.equal(e.stream, wantStream, `${group.name}/${e.name}`);
       assert.ok(['openrouter', 'chutes'].includes(e.type));
-      assert.ok(e.apikey === 'sk-or-test' || e.apikey === 'cpk_test');
+      assert.ok(['sk-or-test', 'cpk_test', ...Object.values(poolKeys)].includes(e.apikey));
     }
   }
 });

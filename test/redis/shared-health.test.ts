@@ -37,6 +37,9 @@ const GROUPS: Record<string, { bad?: string; cooldown?: { failures: number; seco
   later: { bad: 'flaky-later' },
 };
 
+/** The first key of the `lanes` pool, rejected by the upstream. */
+const REVOKED_LANE_KEY = 'sk-lane-revoked-0123456789';
+
 describe('serve --redis: shared endpoint health', { skip: skip ?? false }, () => {
   let redis: RedisServer;
   let upstream: FakeUpstream;
@@ -49,6 +52,7 @@ describe('serve --redis: shared endpoint health', { skip: skip ?? false }, () =>
     redis = await startRedisServer();
     upstream = await startFakeUpstream((n, req) => {
       const model = String(req.body['model']);
+      if (req.headers.authorization === `Bearer ${REVOKED_LANE_KEY}`) return json({ error: { message: 'key revoked' } }, 401);
       if (model.startsWith('auth-')) return json({ error: { message: 'invalid api key' } }, 401);
       // The probe is answered slowly, with a 401 that reopens the cooldown for 300 s (so later requests cannot probe again).
       if (model === 'probe') {
@@ -167,6 +171,25 @@ describe('serve --redis: shared endpoint health', { skip: skip ?? false }, () =>
     assert.equal(hits('auth-dead'), 1);
   });
 
+  it('key-pool lanes are shared one by one: a lane cooled on A is skipped by B, its sibling serves', async () => {
+    assert.equal((await chat(a, 'lanes')).status, 200);
+    const revokedHits = (): number => upstream.requests.filter((r) => r.headers.authorization === `Bearer ${REVOKED_LANE_KEY}`).length;
+    assert.equal(revokedHits(), 1);
+    const lanes = await waitFor(async () => {
+      const endpoints = (await status(b)).groups.find((g) => g.name === 'lanes')?.endpoints ?? [];
+      return endpoints[0]?.state === 'cooling' ? endpoints : null;
+    }, 'B sees the lane cooldown');
+    assert.deepEqual(
+      lanes.map((e) => [e.state, e.reason]),
+      [
+        ['cooling', 'auth'],
+        ['ok', null],
+      ],
+    );
+    assert.equal((await chat(b, 'lanes')).headers.get('x-failproxy-attempts'), '1');
+    assert.equal(revokedHits(), 1);
+  });
+
   it('after the cooldown, exactly one probe reaches the upstream across both instances', async () => {
     assert.equal((await chat(a, 'probe')).status, 200);
     assert.equal(hits('probe'), 1);
@@ -268,6 +291,8 @@ async function writeProfiles(dir: string, baseurl: string): Promise<void> {
     const content = spec.cooldown ? { endpoints, cooldown: spec.cooldown } : { endpoints };
     await writeFile(path.join(dir, `${group}.json`), JSON.stringify(content));
   }
+  const pool = { name: 'pool', baseurl, model: 'good', timeout: 5, keys: 'fill_first', apikey: [REVOKED_LANE_KEY, 'sk-lane-fine-0123456789'] };
+  await writeFile(path.join(dir, 'lanes.json'), JSON.stringify({ endpoints: [pool] }));
 }
 
 function chat(instance: Instance, group: string): Promise<Response> {
