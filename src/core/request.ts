@@ -3,7 +3,7 @@
  * judging a complete non-streamed upstream body.
  */
 import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
-import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
+import { completionHasOutput, completionRefused, normalizeCompletion, refusalFailure, type NormalizeOptions } from './openai/normalize.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
 
 /**
@@ -54,14 +54,16 @@ export function judgeCompletionBody(
   if (inBody) return { failure: inBody };
   if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
   const completion = normalizeCompletion(obj, options);
-  if (!completion) return invalid('response has no choices[0].message');
+  if (!completion) return invalid('response has no choices[].message');
   if (!completionHasOutput(completion)) {
+    // A refusal is the provider's deliberate answer: failed over (kept for the client) or taken as is.
+    if (completionRefused(completion)) return acceptContentFilter ? { completion } : { failure: refusalFailure(completion) };
     if (completion.choices[0]?.finish_reason === 'content_filter') {
       return acceptContentFilter
         ? { completion }
         : { failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } };
     }
-    return invalid('empty completion: no content, tool calls or reasoning');
+    return invalid('empty completion: no content, tool calls, reasoning or refusal');
   }
   return { completion };
 }
