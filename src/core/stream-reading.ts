@@ -127,7 +127,10 @@ export class StreamReading {
         const refusal = new CompletionAggregator();
         for (const chunk of this.#held) refusal.add(chunk);
         for (const chunk of tail) refusal.add(chunk);
-        return { events: [], end: { kind: 'failed', failure: refusalFailure(refusal.result()) } };
+        const answer = refusal.result();
+        // A streaming client's chunks leave usage to the engine; the kept answer carries it.
+        if (answer.usage === undefined && normalizer.usage !== null) answer.usage = normalizer.usage;
+        return { events: [], end: { kind: 'failed', failure: refusalFailure(answer) } };
       }
       if (finishReason === 'content_filter' && !plan.acceptContentFilter) {
         return { events: [], end: { kind: 'failed', failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } } };
