@@ -42,11 +42,13 @@ export class StreamNormalizer implements ChoiceSink {
   private first: ChoiceNormalizer | null = null;
   private others: Map<number, ChoiceNormalizer> | null = null;
   /**
-   * Where the top-level extras of the chunks being built come from: the
-   * upstream chunk itself (no copy), or what earlier chunks that emitted
-   * nothing carried, merged. Null when there are none.
+   * Where the top-level extras of the next chunk opened come from: the
+   * upstream chunk itself (no copy), or merged with what earlier chunks that
+   * emitted nothing carried. Null when there are none.
    */
   private extras: JsonObject | null = null;
+  /** The current upstream chunk, when it has extras: for the chunks after the first it makes. */
+  private ownExtras: JsonObject | null = null;
 
   /** Chunks being built by the current `push`/`end` call. */
   private out: ChatCompletionChunk[] = NO_OUTPUT;
@@ -122,6 +124,7 @@ export class StreamNormalizer implements ChoiceSink {
     // Nothing of this call may outlive it here: the stream can stay open for minutes.
     this.out = NO_OUTPUT;
     if (out.length > 0) this.extras = null;
+    this.ownExtras = null;
     return out;
   }
 
@@ -160,7 +163,11 @@ export class StreamNormalizer implements ChoiceSink {
       model: this.model,
       choices: [choice],
     };
-    if (this.extras !== null) copyExtras(this.extras, chunk);
+    if (this.extras !== null) {
+      copyExtras(this.extras, chunk);
+      // Carried fields go on the next chunk made; the rest of this call's chunks get their own.
+      this.extras = this.ownExtras;
+    }
     this.out.push(chunk);
   }
 
@@ -189,16 +196,16 @@ export class StreamNormalizer implements ChoiceSink {
         break;
       }
     }
-    if (!has) return;
-    if (this.extras === null) {
-      this.extras = raw;
-      return;
+    const own = has ? raw : null;
+    this.ownExtras = own;
+    if (this.extras === null) this.extras = own;
+    else if (own !== null) {
+      // An earlier chunk emitted nothing: its fields wait for the next emitted chunk.
+      const merged: JsonObject = {};
+      copyExtras(this.extras, merged);
+      copyExtras(own, merged);
+      this.extras = merged;
     }
-    // The earlier chunk emitted nothing: its fields wait for the next emitted chunk.
-    const merged: JsonObject = {};
-    copyExtras(this.extras, merged);
-    copyExtras(raw, merged);
-    this.extras = merged;
   }
 
   private learnIdentity(raw: JsonObject): void {
