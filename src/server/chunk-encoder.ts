@@ -11,6 +11,7 @@ import type { ChatCompletionChunk, ChunkChoice } from '../core/types.js';
 
 const CHUNK_KEYS = ['id', 'object', 'created', 'model', 'choices'];
 const CHOICE_KEYS = ['index', 'delta', 'logprobs', 'finish_reason'];
+const NOT_CACHED = Symbol('not cached');
 
 export class ChunkEncoder {
   /** The event text up to the choice's index, for the identity it was made for. */
@@ -18,6 +19,28 @@ export class ChunkEncoder {
   #id: string | undefined;
   #model: string | undefined;
   #created = Number.NaN;
+
+  /**
+   * The text of the top-level fields after `choices`, by position: most repeat
+   * on every chunk of a stream (`system_fingerprint`, `service_tier`), so each
+   * is written once and reused while its key and value stay the same.
+   */
+  readonly #extraKeys: string[] = [];
+  readonly #extraValues: unknown[] = [];
+  readonly #extraText: string[] = [];
+
+  #extra(position: number, key: string, value: unknown): string {
+    if (this.#extraKeys[position] === key && this.#extraValues[position] === value) return this.#extraText[position]!;
+    const json = typeof value === 'string' ? quote(value) : JSON.stringify(value);
+    // Keys JSON.stringify leaves out (undefined, functions) are left out here too.
+    const text = json === undefined ? '' : `,${quote(key)}:${json}`;
+    // Objects are compared by identity only: a mutated one must not reuse its old text.
+    const cacheable = value === null || typeof value !== 'object';
+    this.#extraKeys[position] = key;
+    this.#extraValues[position] = cacheable ? value : NOT_CACHED;
+    this.#extraText[position] = text;
+    return text;
+  }
 
   /** One `data: …\n\n` event. */
   encode(chunk: ChatCompletionChunk): string {
@@ -47,9 +70,8 @@ export class ChunkEncoder {
         seen++;
         continue;
       }
-      const value = JSON.stringify(chunk[key]);
-      // Keys JSON.stringify leaves out (undefined, functions) are left out here too.
-      if (value !== undefined) tail += `,${JSON.stringify(key)}:${value}`;
+      tail += this.#extra(seen - CHUNK_KEYS.length, key, chunk[key]);
+      seen++;
     }
     if (chunk.id !== this.#id || chunk.model !== this.#model || chunk.created !== this.#created) {
       this.#id = chunk.id;
@@ -61,6 +83,18 @@ export class ChunkEncoder {
     const finish = choice.finish_reason === null ? 'null' : JSON.stringify(choice.finish_reason);
     return `${this.#prefix}${choice.index},"delta":${JSON.stringify(choice.delta)},"logprobs":${logprobs},"finish_reason":${finish}}]${tail}}\n\n`;
   }
+}
+
+/** Printable ASCII without `"` and `\`: JSON writes it as is. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * `JSON.stringify` of a string. Short plain strings (`system_fingerprint`,
+ * `service_tier`, OpenAI's per-chunk `obfuscation`) are the common case, and
+ * a call into JSON.stringify costs more than the test.
+ */
+function quote(s: string): string {
+  return s.length <= 64 && PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
 }
 
 /** Exactly the four keys of a normalized choice, in that order. */
