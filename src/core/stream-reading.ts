@@ -200,10 +200,12 @@ function isObject(value: unknown): value is JsonObject {
 function finishedWithError(raw: JsonObject): Failure | null {
   const choices = raw.choices;
   if (!Array.isArray(choices)) return null;
-  const first = choices[0] as { finish_reason?: unknown } | undefined;
-  return first?.finish_reason === 'error'
-    ? { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' }
-    : null;
+  for (const choice of choices) {
+    if ((choice as { finish_reason?: unknown } | null)?.finish_reason === 'error') {
+      return { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' };
+    }
+  }
+  return null;
 }
 
 function bareLineFailure(line: string): Failure | null {

@@ -55,6 +55,20 @@ describe('n > 1 streams', () => {
     assert.equal(b.requests.length, 0);
   });
 
+  it('an OpenRouter-style finish_reason "error" on choice 1 is a failure, not a stop', async () => {
+    const items = twoChoices().map((item) => {
+      if (!isFinishOf(1)(item) || !('data' in item)) return item;
+      const data = structuredClone(item.data) as { choices: Array<{ finish_reason: string }> };
+      data.choices[0]!.finish_reason = 'error';
+      return { data };
+    });
+    const a = await rig.upstream(sse(items));
+    const events = await runAll(rig.engine(), group('g', [endpoint(a.baseurl, { name: 'a' })], { resume: false }), chatRequest({ stream: true, n: 2 }));
+    const end = last(events);
+    assert.ok(end.type === 'interrupted', `ended with ${end.type}`);
+    assert.match(end.error.error.message, /finish_reason "error"/);
+  });
+
   it('both choices, each finished, end the request as done', async () => {
     const a = await rig.upstream(sse(twoChoices()));
     const events = await runAll(rig.engine(), group('g', [endpoint(a.baseurl, { name: 'a' })]), chatRequest({ stream: true, n: 2 }));
