@@ -62,7 +62,8 @@ describe('n > 1 streams', () => {
       data.choices[0]!.finish_reason = 'error';
       return { data };
     });
-    const a = await rig.upstream(sse(items));
+    // Chunks apart in time, so the answer is committed before the error arrives.
+    const a = await rig.upstream(sse(items, { gapMs: 10 }));
     const events = await runAll(rig.engine(), group('g', [endpoint(a.baseurl, { name: 'a' })], { resume: false }), chatRequest({ stream: true, n: 2 }));
     const end = last(events);
     assert.ok(end.type === 'interrupted', `ended with ${end.type}`);
