@@ -5,6 +5,14 @@
  */
 import type OpenAI from 'openai';
 
+/** The four ways an answer can travel: upstream streamed or not, client streaming or not. */
+export const DIRECTIONS = [
+  { key: 'ss', name: 'stream -> stream', upstream: true, client: true },
+  { key: 'jj', name: 'JSON -> JSON', upstream: false, client: false },
+  { key: 'js', name: 'JSON upstream -> stream client', upstream: false, client: true },
+  { key: 'sj', name: 'stream upstream -> JSON client', upstream: true, client: false },
+] as const;
+
 export interface ChoiceView {
   index: number;
   content: string | null;

@@ -7,18 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { ask } from '../helpers/answer-view.js';
+import { ask, DIRECTIONS } from '../helpers/answer-view.js';
 import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 import { answering, DETAILED_USAGE, OPENAI_EXTRAS, tokenLogprob, type Answer } from '../helpers/openai-answers.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-
-const DIRECTIONS = [
-  { key: 'ss', name: 'stream -> stream', upstream: true, client: true },
-  { key: 'jj', name: 'JSON -> JSON', upstream: false, client: false },
-  { key: 'js', name: 'JSON upstream -> stream client', upstream: false, client: true },
-  { key: 'sj', name: 'stream upstream -> JSON client', upstream: true, client: false },
-] as const;
 
 const ANSWERS = {
   two: {
