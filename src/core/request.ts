@@ -3,8 +3,10 @@
  * judging a complete non-streamed upstream body.
  */
 import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
-import { completionHasOutput, completionRefused, normalizeCompletion, refusalFailure, type NormalizeOptions } from './openai/normalize.js';
+import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
+// Apart from the line above: refusals came in with issue 13.
+import { completionRefused, refusalFailure } from './openai/normalize.js';
 
 /**
  * The upstream body: the client's request with the endpoint's model, its
@@ -54,7 +56,7 @@ export function judgeCompletionBody(
   if (inBody) return { failure: inBody };
   if (obj.object === 'error') return invalid(extractUpstreamMessage(trimmed, contentType));
   const completion = normalizeCompletion(obj, options);
-  if (!completion) return invalid('response has no choices[].message');
+  if (!completion) return invalid('response has no choices[0].message');
   if (!completionHasOutput(completion)) {
     // A refusal is the provider's deliberate answer: failed over (kept for the client) or taken as is.
     if (completionRefused(completion)) return acceptContentFilter ? { completion } : { failure: refusalFailure(completion) };
