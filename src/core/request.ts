@@ -5,7 +5,6 @@
 import { extractUpstreamMessage, failureFromErrorPayload } from './classify.js';
 import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
-// Apart from the line above: refusals came in with issue 13.
 import { completionRefused, refusalFailure } from './openai/normalize.js';
 
 /**
