@@ -4,6 +4,7 @@
  * must reproduce (resume-filter.ts fits a later attempt's output onto it).
  */
 import type { ChatCompletionChunk, Delta, Usage } from './types.js';
+import { sumUsage } from './usage.js';
 
 /**
  * Past this much text (~64k tokens, more than models write in one answer) no
@@ -50,16 +51,28 @@ export class ClientStream {
       chunk.created = this.created;
       chunk.model = this.model;
     }
-    const delta = chunk.choices[0]?.delta;
-    if (delta) {
-      if (delta.role !== undefined) {
-        if (this.#roleSent) delete delta.role;
-        this.#roleSent = true;
-      }
-      if (this.resumable) this.#keep(delta);
-      if (delta.tool_calls && delta.tool_calls.length > 0) this.toolCalls = true;
+    const choice = chunk.choices[0];
+    if (choice === undefined) return chunk;
+    const delta = choice.delta;
+    if (choice.index !== 0) {
+      // `n > 1`: no resume can continue several answers at once (and each has its own role).
+      if (this.resumable) this.#dropKept();
+      return chunk;
     }
+    if (delta.role !== undefined) {
+      if (this.#roleSent) delete delta.role;
+      this.#roleSent = true;
+    }
+    if (this.resumable) this.#keep(delta);
+    if (delta.tool_calls && delta.tool_calls.length > 0) this.toolCalls = true;
     return chunk;
+  }
+
+  #dropKept(): void {
+    this.resumable = false;
+    this.content = '';
+    this.reasoning = '';
+    this.#appends = 0;
   }
 
   #keep(delta: Delta): void {
@@ -74,10 +87,7 @@ export class ClientStream {
     }
     const kept = this.content.length + this.reasoning.length;
     if (kept > MAX_RESUMABLE_CHARS) {
-      this.resumable = false;
-      this.content = '';
-      this.reasoning = '';
-      this.#appends = 0;
+      this.#dropKept();
       return;
     }
     if (appended && ++this.#appends >= Math.max(FLATTEN_MIN_APPENDS, kept >> 6)) {
@@ -89,16 +99,18 @@ export class ClientStream {
     }
   }
 
-  /** Add one attempt's usage to the total (a resumed answer is paid for twice). */
+  /**
+   * Add one attempt's usage to the total (a resumed answer is paid for
+   * twice). One attempt's usage is kept as given, details and all; a resumed
+   * one adds every number, nested ones too (`cached_tokens`, `cost`…).
+   */
   addUsage(usage: Usage | null): void {
     if (!usage) return;
     if (!this.#usage) {
       this.#usage = { ...usage };
       return;
     }
-    this.#usage.prompt_tokens += usage.prompt_tokens ?? 0;
-    this.#usage.completion_tokens += usage.completion_tokens ?? 0;
-    this.#usage.total_tokens += usage.total_tokens ?? 0;
+    sumUsage(this.#usage, usage);
   }
 
   get usage(): Usage | null {

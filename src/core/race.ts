@@ -7,10 +7,11 @@
 import { performance } from 'node:perf_hooks';
 import { nextCandidate, readyIndex, releaseReserved } from './admission.js';
 import { sleep } from './cancellation.js';
+import { explodeCompletion } from './openai/convert.js';
 import { contentFilterError } from './outcome.js';
 import { retryWithoutParameter } from './shims.js';
 import type { Candidate, RequestState, Running, Step } from './request-state.js';
-import type { EngineEvent } from './types.js';
+import type { ChatCompletion, EngineEvent } from './types.js';
 
 type Race = { kind: 'step'; running: Running; step: Step } | { kind: 'hedge' } | { kind: 'abort' };
 
@@ -20,6 +21,9 @@ export type Winner = { running: Running; commit: EngineEvent } | null;
 export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEvent, Winner, undefined> {
   const running: Running[] = [];
   let hedgeAt = Infinity;
+  /** The first refusal: the answer when no endpoint gives another. */
+  let refused: Refused | null = null;
+  let attempts = 0;
   for (;;) {
     if (state.abort.aborted) {
       yield* abandon(state, running, state.deadlineHit ? 'deadline reached' : 'request cancelled');
@@ -42,6 +46,7 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
         continue;
       }
       const started = state.start(candidate);
+      attempts = started.running.n;
       running.push(started.running);
       yield started.event;
       hedgeAt = nextHedgeAt(state, started.running);
@@ -57,6 +62,7 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
       if (index === -1) continue;
       const [candidate] = state.queue.splice(index, 1);
       const started = state.start(candidate!);
+      attempts = started.running.n;
       running.push(started.running);
       yield started.event;
       hedgeAt = nextHedgeAt(state, started.running);
@@ -77,17 +83,45 @@ export async function* untilCommit(state: RequestState): AsyncGenerator<EngineEv
     const shim = retryWithoutParameter(state, attempt.candidate, outcome.failure);
     const failure = shim?.failure ?? outcome.failure;
     yield state.recordFailure(attempt, failure, false);
+    if (failure.answer !== undefined && refused === null) {
+      refused = { running: attempt, answer: failure.answer, ms: Math.round(performance.now() - state.started) };
+    }
     if (failure.class === 'content_filter' && !state.options.failoverOnContentFilter) {
       yield* abandon(state, running, 'the provider refused the request');
-      yield { type: 'failed', summary: state.summary(null, null), ...contentFilterError(failure) };
+      if (refused !== null) yield* answerRefusal(state, refused, attempts);
+      else yield { type: 'failed', summary: state.summary(null, null), ...contentFilterError(failure) };
       return null;
     }
     const retry = shim?.retry ?? state.retryOf(attempt.candidate, failure);
     if (retry) state.queue.unshift(retry);
     if (running.length > 0 && hedgeAt === Infinity) hedgeAt = nextHedgeAt(state, running[running.length - 1]!);
   }
-  yield state.allFailed();
+  if (refused !== null) yield* answerRefusal(state, refused, attempts);
+  else yield state.allFailed();
   return null;
+}
+
+interface Refused {
+  running: Running;
+  answer: ChatCompletion;
+  /** When it came, from the request's start. */
+  ms: number;
+}
+
+/**
+ * Every endpoint failed and one refused: the refusal is the provider's
+ * deliberate answer, so the client gets it as given (a completion, or its
+ * replay as a stream) instead of an error. The refusal stays recorded as the
+ * attempt's failure (class `content_filter`, which never cools).
+ */
+function* answerRefusal(state: RequestState, refused: Refused, attempts: number): Generator<EngineEvent, void, undefined> {
+  const { answer, ms } = refused;
+  const endpoint = refused.running.candidate.endpoint.name;
+  yield { type: 'commit', n: attempts, endpoint, model: answer.model, ttftMs: ms };
+  yield state.clientStream
+    ? { type: 'chunks', chunks: explodeCompletion(answer, { includeUsage: state.includeUsage }) }
+    : { type: 'completion', completion: answer };
+  yield { type: 'done', summary: state.summary(endpoint, ms, answer.usage ?? null), finishReason: answer.choices[0]?.finish_reason ?? 'stop' };
 }
 
 /** When to start the next endpoint beside `running`: `hedge_ms`, and at once beside a half-open probe. */

@@ -7,6 +7,7 @@ import { applyReasoningReplay } from './replay.js';
 import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
 import { dropParams } from './shims.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
+import { completionRefused, refusalFailure } from './openai/normalize.js';
 
 /**
  * The upstream body: the client's request with the endpoint's model, its
@@ -47,12 +48,14 @@ export function judgeCompletionBody(
   const completion = normalizeCompletion(parsed.payload, options);
   if (!completion) return invalid('response has no choices[0].message');
   if (!completionHasOutput(completion)) {
+    // A refusal is the provider's deliberate answer: failed over (kept for the client) or taken as is.
+    if (completionRefused(completion)) return acceptContentFilter ? { completion } : { failure: refusalFailure(completion) };
     if (completion.choices[0]?.finish_reason === 'content_filter') {
       return acceptContentFilter
         ? { completion }
         : { failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } };
     }
-    return invalid('empty completion: no content, tool calls or reasoning');
+    return invalid('empty completion: no content, tool calls, reasoning or refusal');
   }
   return { completion };
 }

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { jsonrepair } from 'jsonrepair';
 import { failureFromErrorPayload } from './classify.js';
 import { CompletionAggregator } from './openai/convert.js';
-import { StreamNormalizer, type NormalizeOptions } from './openai/normalize.js';
+import { refusalFailure, StreamNormalizer, type NormalizeOptions } from './openai/normalize.js';
 import type { SseEvent } from './sse.js';
 import type { ChatCompletionChunk, EngineEvent, Failure, FinishReason, JsonObject, Usage } from './types.js';
 
@@ -50,9 +50,18 @@ export class StreamReading {
     this.#aggregator = plan.clientStream ? null : new CompletionAggregator();
   }
 
-  /** A real token was seen (the watchdog then times silence between chunks). */
+  /**
+   * A real token was seen (the commit point; the watchdog then times silence
+   * between chunks). A refusal is one only when it is taken as the answer.
+   */
   get hasToken(): boolean {
-    return this.#normalizer.hasToken;
+    const normalizer = this.#normalizer;
+    return normalizer.hasToken || (this.#plan.acceptContentFilter && normalizer.refused);
+  }
+
+  /** The stream has more than choice 0 (`n > 1`). */
+  get multiChoice(): boolean {
+    return this.#normalizer.multiChoice;
   }
 
   /**
@@ -84,8 +93,9 @@ export class StreamReading {
       const pushed = normalizer.push(raw);
       if (pushed.length > 0) out = out.length === 0 ? pushed : out.concat(pushed);
     }
-    if (!normalizer.hasToken) {
-      // E.g. encrypted reasoning_details: real output, but not yet a token to commit on.
+    if (!this.hasToken) {
+      // E.g. encrypted reasoning_details, or a refusal while failover is on:
+      // real output, but not yet a token to commit on.
       if (out.length > 0) this.#held.push(...out);
       return [];
     }
@@ -111,7 +121,17 @@ export class StreamReading {
     const plan = this.#plan;
     const tail = normalizer.end();
     const finishReason = normalizer.finishReason;
-    if (!normalizer.hasToken) {
+    if (!this.hasToken) {
+      if (finishReason !== null && normalizer.refused) {
+        // A refusal is the provider's deliberate answer: failed over, but kept for the client.
+        const refusal = new CompletionAggregator();
+        for (const chunk of this.#held) refusal.add(chunk);
+        for (const chunk of tail) refusal.add(chunk);
+        const answer = refusal.result();
+        // A streaming client's chunks leave usage to the engine; the kept answer carries it.
+        if (answer.usage === undefined && normalizer.usage !== null) answer.usage = normalizer.usage;
+        return { events: [], end: { kind: 'failed', failure: refusalFailure(answer) } };
+      }
       if (finishReason === 'content_filter' && !plan.acceptContentFilter) {
         return { events: [], end: { kind: 'failed', failure: { class: 'content_filter', message: 'the provider stopped the answer with finish_reason "content_filter"' } } };
       }
@@ -133,7 +153,7 @@ export class StreamReading {
         { type: 'completion', completion },
       );
     } else {
-      // Only an accepted content-filter stop gets here uncommitted, without a token.
+      // Only an accepted content-filter stop or refusal gets here uncommitted, without a token.
       if (!this.committed) events.push(this.commit());
       if (tail.length > 0) events.push({ type: 'chunks', chunks: tail });
     }
@@ -142,7 +162,7 @@ export class StreamReading {
 
   /** A failure inside the stream (or of its connection): silent before the first token, an interruption after. */
   broken(failure: Failure): ReadingEnd {
-    if (!this.#normalizer.hasToken) return { kind: 'failed', failure };
+    if (!this.hasToken) return { kind: 'failed', failure };
     const interrupted: Failure =
       failure.class === 'stream_interrupted'
         ? failure
@@ -180,10 +200,12 @@ function isObject(value: unknown): value is JsonObject {
 function finishedWithError(raw: JsonObject): Failure | null {
   const choices = raw.choices;
   if (!Array.isArray(choices)) return null;
-  const first = choices[0] as { finish_reason?: unknown } | undefined;
-  return first?.finish_reason === 'error'
-    ? { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' }
-    : null;
+  for (const choice of choices) {
+    if ((choice as { finish_reason?: unknown } | null)?.finish_reason === 'error') {
+      return { class: 'invalid_response', message: 'upstream ended the stream with finish_reason "error"' };
+    }
+  }
+  return null;
 }
 
 function bareLineFailure(line: string): Failure | null {

@@ -255,6 +255,11 @@ export interface Failure {
   message: string;
   /** From `Retry-After` (rate_limit) in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * A refusal (class `content_filter`): the answer as the provider gave it,
+   * for the client when no endpoint answers otherwise.
+   */
+  answer?: ChatCompletion;
 }
 
 /** One line of the per-request trace (SPEC §3.8 `attempts`). */

@@ -88,6 +88,52 @@ describe('ChunkEncoder', () => {
     );
   });
 
+  it('writes what JSON.stringify writes for any chunk shape: extra top-level keys, key orders, several choices', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    const choice = fc.record(
+      {
+        index: fc.oneof(fc.nat(4), fc.constant(-0), fc.double()),
+        delta: fc.oneof(fc.dictionary(text, fc.jsonValue({ maxDepth: 2 })), fc.constant(null)),
+        logprobs: fc.oneof(fc.constant(null), fc.constant(undefined), fc.dictionary(text, fc.jsonValue({ maxDepth: 1 }))),
+        finish_reason: fc.oneof(fc.constant(null), fc.constant(undefined), text),
+      },
+      { requiredKeys: ['index', 'delta'] },
+    );
+    const extra = fc.dictionary(
+      fc.oneof(fc.constantFrom('system_fingerprint', 'service_tier', 'citations', 'provider', 'usage', 'obfuscation', '0', 'id'), text),
+      fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined)),
+      { maxKeys: 4 },
+    );
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            id: text,
+            model: text,
+            created: fc.oneof(fc.integer(), fc.double()),
+            choices: fc.array(choice, { maxLength: 2 }),
+            extra,
+            shuffle: fc.boolean(),
+            choiceOrder: fc.boolean(),
+          }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (specs) => {
+          const encoder = new ChunkEncoder();
+          for (const s of specs) {
+            const choices = s.choices.map((c) =>
+              s.choiceOrder ? c : { finish_reason: c.finish_reason, logprobs: c.logprobs, delta: c.delta, index: c.index },
+            );
+            const head = { id: s.id, object: 'chat.completion.chunk', created: s.created, model: s.model, choices };
+            const chunk = (s.shuffle ? { ...s.extra, ...head } : { ...head, ...s.extra }) as unknown as ChatCompletionChunk;
+            assert.equal(encoder.encode(chunk), reference(chunk));
+          }
+        },
+      ),
+      RUNS,
+    );
+  });
+
   it('keeps every key of a chunk that is not of the normalized shape', () => {
     const encoder = new ChunkEncoder();
     const usage: ChatCompletionChunk = {

@@ -1,21 +1,23 @@
 /**
  * Stream <-> completion conversion (SPEC §3.5, WIRE §8). Both directions work
- * on normalized shapes, and `aggregate(explode(c))` gives back `c`: message
- * fields the stream has no slot for (e.g. `refusal`) ride on the first delta,
- * `logprobs` on the first choice, `usage` on the `choices: []` chunk.
+ * on normalized shapes, every choice of `n > 1`, and `aggregate(explode(c))`
+ * gives back `c`: message fields the stream has no slot for (e.g. `refusal`,
+ * `annotations`) ride on the first delta of their choice, `logprobs` too,
+ * `usage` on the `choices: []` chunk, top-level fields on every chunk.
  */
 import type {
   AssistantMessage,
   ChatCompletion,
   ChatCompletionChunk,
   ChunkChoice,
+  CompletionChoice,
   Delta,
   FinishReason,
   JsonObject,
   ToolCall,
   Usage,
 } from '../types.js';
-import { generateToolCallId, isJsonObject } from './normalize.js';
+import { generateToolCallId, isJsonObject, isNormalizedChunkKey } from './normalize.js';
 
 interface ToolAccumulator {
   id: string | undefined;
@@ -29,35 +31,21 @@ export interface CompletionIdentity {
   model: string;
 }
 
-/**
- * Accumulates normalized chunks into one `chat.completion`, as openai-node's
- * `ChatCompletionStream` does: text appended, tool calls by index with
- * arguments appended and id/name set once, `reasoning_details` concatenated.
- */
-export class CompletionAggregator {
-  private identity: CompletionIdentity | undefined;
-  private content = '';
-  private reasoning = '';
-  private details: unknown[] | null = null;
-  private refusal: string | null | undefined;
-  private extras: JsonObject | null = null;
-  private readonly tools = new Map<number, ToolAccumulator>();
-  private finish: FinishReason | null = null;
-  private logprobs: unknown = null;
-  private usage: Usage | undefined;
+/** One choice being accumulated: text appended, tool calls by index, other delta fields kept. */
+class ChoiceAccumulator {
+  content = '';
+  reasoning = '';
+  details: unknown[] | null = null;
+  refusal: string | null | undefined;
+  annotations: unknown[] | null = null;
+  extras: JsonObject | null = null;
+  readonly tools = new Map<number, ToolAccumulator>();
+  finish: FinishReason | null = null;
+  logprobs: unknown = null;
 
-  /** `fallback` names the completion when no chunk arrives. */
-  constructor(private readonly fallback?: CompletionIdentity) {}
+  constructor(readonly index: number) {}
 
-  add(chunk: ChatCompletionChunk): void {
-    this.identity ??= { id: chunk.id, created: chunk.created, model: chunk.model };
-    if (isJsonObject(chunk.usage)) this.usage = chunk.usage;
-    for (const choice of chunk.choices) {
-      if (choice.index === 0) this.addChoice(choice);
-    }
-  }
-
-  private addChoice(choice: ChunkChoice): void {
+  add(choice: ChunkChoice): void {
     if (choice.logprobs !== undefined && choice.logprobs !== null) this.addLogprobs(choice.logprobs);
     if (choice.finish_reason !== null) this.finish = choice.finish_reason;
     const delta: Delta = choice.delta;
@@ -81,6 +69,15 @@ export class CompletionAggregator {
         case 'refusal':
           if (typeof value === 'string') this.refusal = (this.refusal ?? '') + value;
           else if (value === null && this.refusal === undefined) this.refusal = null;
+          break;
+        case 'annotations':
+          // Citations arrive one or a few per delta; the message lists them all.
+          if (Array.isArray(value)) {
+            if (this.annotations === null) this.annotations = value.slice();
+            else for (const a of value) this.annotations.push(a);
+          } else {
+            (this.extras ??= {})[key] = value;
+          }
           break;
         case 'tool_calls':
           if (Array.isArray(value)) for (const tc of value) this.addToolCall(tc);
@@ -108,22 +105,28 @@ export class CompletionAggregator {
 
   private addLogprobs(lp: unknown): void {
     const prev = this.logprobs;
-    if (isJsonObject(prev) && isJsonObject(lp) && Array.isArray(prev.content) && Array.isArray(lp.content)) {
-      prev.content = prev.content.concat(lp.content);
-    } else if (prev === null) {
-      this.logprobs = isJsonObject(lp) && Array.isArray(lp.content) ? { ...lp } : lp;
+    if (prev === null) {
+      this.logprobs = isJsonObject(lp) ? { ...lp } : lp;
+      return;
+    }
+    if (!isJsonObject(prev) || !isJsonObject(lp)) return;
+    // Token lists (`content`, `refusal`) are appended; a null list says nothing new.
+    for (const key in lp) {
+      const a = prev[key];
+      const b = lp[key];
+      if (Array.isArray(a) && Array.isArray(b)) prev[key] = a.concat(b);
+      else if (b !== null || a === undefined) prev[key] = b;
     }
   }
 
-  /** The completion so far; `finish_reason` is never null (`stop`, or `tool_calls` after calls). */
-  result(): ChatCompletion {
-    const identity = this.identity ?? this.fallback ?? { id: '', created: 0, model: '' };
+  result(): CompletionChoice {
     const message: AssistantMessage = {
       ...this.extras,
       role: 'assistant',
       content: this.content === '' ? null : this.content,
     };
     if (this.refusal !== undefined) message.refusal = this.refusal;
+    if (this.annotations !== null) message.annotations = this.annotations;
     if (this.reasoning !== '') message.reasoning_content = this.reasoning;
     if (this.details !== null) message.reasoning_details = this.details;
     if (this.tools.size > 0) {
@@ -141,21 +144,68 @@ export class CompletionAggregator {
       }
       message.tool_calls = calls;
     }
+    return {
+      index: this.index,
+      message,
+      logprobs: this.logprobs,
+      finish_reason: this.finish ?? (this.tools.size > 0 ? 'tool_calls' : 'stop'),
+    };
+  }
+}
+
+/**
+ * Accumulates normalized chunks into one `chat.completion`, as openai-node's
+ * `ChatCompletionStream` does: per choice index, text appended, tool calls by
+ * index with arguments appended and id/name set once, `reasoning_details`
+ * and `annotations` concatenated, other delta fields kept; the chunks'
+ * top-level fields (`system_fingerprint`…) go on the completion.
+ */
+export class CompletionAggregator {
+  private identity: CompletionIdentity | undefined;
+  private first: ChoiceAccumulator | null = null;
+  private others: Map<number, ChoiceAccumulator> | null = null;
+  private extras: JsonObject | null = null;
+  private usage: Usage | undefined;
+
+  /** `fallback` names the completion when no chunk arrives. */
+  constructor(private readonly fallback?: CompletionIdentity) {}
+
+  add(chunk: ChatCompletionChunk): void {
+    this.identity ??= { id: chunk.id, created: chunk.created, model: chunk.model };
+    if (isJsonObject(chunk.usage)) this.usage = chunk.usage;
+    for (const key in chunk) {
+      if (!isNormalizedChunkKey(key) && chunk[key] !== undefined) (this.extras ??= {})[key] = chunk[key];
+    }
+    for (const choice of chunk.choices) this.choice(choice.index).add(choice);
+  }
+
+  private choice(index: number): ChoiceAccumulator {
+    if (index === 0) return (this.first ??= new ChoiceAccumulator(0));
+    const others = (this.others ??= new Map());
+    let acc = others.get(index);
+    if (acc === undefined) {
+      acc = new ChoiceAccumulator(index);
+      others.set(index, acc);
+    }
+    return acc;
+  }
+
+  /** The completion so far, choices in index order; `finish_reason` is never null (`stop`, or `tool_calls` after calls). */
+  result(): ChatCompletion {
+    const identity = this.identity ?? this.fallback ?? { id: '', created: 0, model: '' };
+    const accumulators = this.others === null ? [] : [...this.others.values()];
+    // A stream without any choice still answers with one (empty) choice 0.
+    if (this.first !== null || accumulators.length === 0) accumulators.push(this.first ?? new ChoiceAccumulator(0));
+    accumulators.sort((a, b) => a.index - b.index);
     const completion: ChatCompletion = {
       id: identity.id,
       object: 'chat.completion',
       created: identity.created,
       model: identity.model,
-      choices: [
-        {
-          index: 0,
-          message,
-          logprobs: this.logprobs,
-          finish_reason: this.finish ?? (this.tools.size > 0 ? 'tool_calls' : 'stop'),
-        },
-      ],
+      choices: accumulators.map((acc) => acc.result()),
     };
     if (this.usage !== undefined) completion.usage = this.usage;
+    if (this.extras !== null) Object.assign(completion, this.extras);
     return completion;
   }
 }
@@ -170,8 +220,11 @@ const EXPLODED_KEYS: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Replays a normalized completion as chunks (WIRE §8): role, reasoning,
- * content, one delta per tool call, finish, then usage when the client asked.
+ * Replays a normalized completion as chunks (WIRE §8), choice after choice:
+ * role (with the message fields the stream has no slot for, and the choice's
+ * `logprobs`), reasoning, content, one delta per tool call, finish; then
+ * usage when the client asked. The completion's top-level fields it does not
+ * model ride on every chunk, as OpenAI sends `system_fingerprint`.
  */
 export function explodeCompletion(
   c: ChatCompletion,
@@ -179,17 +232,20 @@ export function explodeCompletion(
 ): ChatCompletionChunk[] {
   const { id, created, model } = c;
   const chunks: ChatCompletionChunk[] = [];
-  const push = (delta: Delta, finish: FinishReason | null = null, logprobs: unknown = null): void => {
-    chunks.push({
-      id,
-      object: 'chat.completion.chunk',
-      created,
-      model,
-      choices: [{ index: 0, delta, logprobs, finish_reason: finish }],
-    });
+  let extras: JsonObject | null = null;
+  for (const key in c) {
+    if (!isNormalizedChunkKey(key) && c[key] !== undefined) (extras ??= {})[key] = c[key];
+  }
+  const emit = (choices: ChunkChoice[], usage?: Usage): void => {
+    const chunk: ChatCompletionChunk = { id, object: 'chat.completion.chunk', created, model, choices };
+    if (usage !== undefined) chunk.usage = usage;
+    if (extras !== null) Object.assign(chunk, extras);
+    chunks.push(chunk);
   };
-  const choice = c.choices[0];
-  if (choice !== undefined) {
+  for (const choice of c.choices) {
+    const index = choice.index;
+    const push = (delta: Delta, finish: FinishReason | null = null, logprobs: unknown = null): void =>
+      emit([{ index, delta, logprobs, finish_reason: finish }]);
     const m = choice.message;
     const first: Delta = { role: 'assistant', content: '' };
     for (const key of Object.keys(m)) {
@@ -223,8 +279,6 @@ export function explodeCompletion(
     }
     push({}, choice.finish_reason);
   }
-  if (opts.includeUsage && c.usage !== undefined) {
-    chunks.push({ id, object: 'chat.completion.chunk', created, model, choices: [], usage: c.usage });
-  }
+  if (opts.includeUsage && c.usage !== undefined) emit([], c.usage);
   return chunks;
 }
