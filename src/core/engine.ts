@@ -94,7 +94,9 @@ async function* serve(state: RequestState): AsyncGenerator<EngineEvent, void, un
     if (!winner) return;
     const { running, commit } = winner;
     yield commit;
-    const client = new ClientStream(state.clientStream && state.options.resume);
+    // Several choices (`n > 1`) cannot be resumed as one answer.
+    const n = state.request.body.n;
+    const client = new ClientStream(state.clientStream && state.options.resume && !(typeof n === 'number' && n > 1));
     // The winner's output is forwarded here, not through another generator:
     // every level of `yield*` costs each event a few promise turns.
     let outcome: AttemptOutcome;

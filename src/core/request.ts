@@ -4,10 +4,9 @@
  */
 import { parseAnswerBody } from './classify.js';
 import { applyReasoningReplay } from './replay.js';
-import { completionHasOutput, normalizeCompletion, type NormalizeOptions } from './openai/normalize.js';
+import { completionHasOutput, completionRefused, normalizeCompletion, refusalFailure, type NormalizeOptions } from './openai/normalize.js';
 import { dropParams } from './shims.js';
 import type { ChatCompletion, ChatRequest, Endpoint, Failure, JsonObject } from './types.js';
-import { completionRefused, refusalFailure } from './openai/normalize.js';
 
 /**
  * The upstream body: the client's request with the endpoint's model, its

@@ -1,8 +1,11 @@
 /**
  * Runtime shapes shared by the whole engine: normalized profiles (what the
- * config loader hands over), OpenAI wire types (the subset the proxy reads and
- * writes), failures and the typed events the engine emits.
+ * config loader hands over), failures and the typed events the engine emits.
+ * The OpenAI wire types live in openai/wire.ts and are re-exported here.
  */
+import type { FinishReason, Usage, ChatCompletionChunk, ChatCompletion } from './openai/wire.js';
+
+export type * from './openai/wire.js';
 
 /** How a group delivers reasoning to its clients (SPEC §2, §3.6). */
 export type ReasoningMode = 'field' | 'tags' | 'strip';
@@ -127,104 +130,6 @@ export interface Group {
   strategy?: GroupStrategy;
   /** Idle ms a conversation stays pinned to the lane that last answered it; null = off. Default 10 min. */
   stickyTtlMs?: number | null;
-}
-
-// ---------------------------------------------------------------------------
-// OpenAI wire types (only what the proxy touches; everything else passes through).
-
-export type JsonObject = Record<string, unknown>;
-
-export interface ChatMessage {
-  role: string;
-  content?: unknown;
-  [key: string]: unknown;
-}
-
-/** A client's chat request after repair and validation. Unknown fields are kept. */
-export interface ChatRequest {
-  model: string;
-  messages: ChatMessage[];
-  stream?: boolean;
-  stream_options?: { include_usage?: boolean; [key: string]: unknown } | null;
-  [key: string]: unknown;
-}
-
-export interface ToolCallFunction {
-  name?: string;
-  arguments?: string;
-}
-
-export interface ToolCall {
-  id: string;
-  type: 'function';
-  function: { name: string; arguments: string };
-}
-
-export interface ToolCallDelta {
-  index: number;
-  id?: string;
-  type?: 'function';
-  function: ToolCallFunction;
-}
-
-export interface Delta {
-  role?: 'assistant';
-  content?: string | null;
-  reasoning_content?: string;
-  tool_calls?: ToolCallDelta[];
-  [key: string]: unknown;
-}
-
-export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'function_call';
-
-export interface ChunkChoice {
-  index: number;
-  delta: Delta;
-  logprobs?: unknown;
-  finish_reason: FinishReason | null;
-}
-
-export interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-  [key: string]: unknown;
-}
-
-export interface ChatCompletionChunk {
-  id: string;
-  object: 'chat.completion.chunk';
-  created: number;
-  model: string;
-  choices: ChunkChoice[];
-  usage?: Usage | null;
-  [key: string]: unknown;
-}
-
-export interface AssistantMessage {
-  role: 'assistant';
-  content: string | null;
-  reasoning_content?: string;
-  tool_calls?: ToolCall[];
-  refusal?: string | null;
-  [key: string]: unknown;
-}
-
-export interface CompletionChoice {
-  index: number;
-  message: AssistantMessage;
-  logprobs: unknown;
-  finish_reason: FinishReason;
-}
-
-export interface ChatCompletion {
-  id: string;
-  object: 'chat.completion';
-  created: number;
-  model: string;
-  choices: CompletionChoice[];
-  usage?: Usage;
-  [key: string]: unknown;
 }
 
 // ---------------------------------------------------------------------------
