@@ -64,7 +64,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const corsOrigin = options.corsOrigin ?? '*';
   const baseHeaders: Headers = {
     'access-control-allow-origin': corsOrigin,
-    'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired',
+    'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired, retry-after, retry-after-ms, x-should-retry',
   };
   if (corsOrigin !== '*') baseHeaders.vary = 'Origin';
   let inFlight = 0;
