@@ -92,22 +92,25 @@ export async function probeEndpoints(groups: Iterable<Group>, options: ProbeOpti
   for (const [row, index] of skippedRows) options.onRow?.(row, index);
 
   const engine = new FailoverEngine({ health: new HealthTracker() });
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const task = tasks[next++];
-      if (!task) return;
+  try {
+    await forEachBounded(tasks, concurrency, async (task) => {
       const row = await probeOne(engine, task.group, task.endpoint, options.signal);
       rows[task.index] = row;
       options.onRow?.(row, task.index);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
+    });
   } finally {
     await engine.close();
   }
   return rows;
+}
+
+/** Run `work` on every item, at most `concurrency` at once. */
+export async function forEachBounded<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), items.length) }, worker));
 }
 
 function placeholder(group: Group, endpoint: Endpoint): ProbeRow {
@@ -174,7 +177,7 @@ async function probeOne(
 }
 
 /** One line, key-redacted, cut to a table-friendly length. */
-function shorten(message: string): string {
+export function shorten(message: string): string {
   const text = redactSecrets(message).replace(/\s+/g, ' ').trim();
   return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
 }
