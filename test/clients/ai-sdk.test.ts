@@ -5,39 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { APICallError, generateText, stepCountIs, streamText, tool, type TextStreamPart, type ToolSet } from 'ai';
 import { z } from 'zod';
-import { completionBody, json, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { completionBody, json, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { ANSWER, BROKEN_STREAM, modelBehaviour, OTHER_ANSWER, PARTIAL, REASONING, TOOL_ARGS, USAGE, weatherAnswer } from './model.js';
+import { ANSWER, clientRig, PARTIAL, REASONING, TOOL_ARGS, USAGE, weatherAnswer } from './model.js';
 
-let down: FakeUpstream;
-let model: FakeUpstream;
-let cut: FakeUpstream;
-let other: FakeUpstream;
-let proxy: RunningProxy;
-let provider: ReturnType<typeof createOpenAICompatible>;
-
-before(async () => {
-  down = await startFakeUpstream(json({ detail: "No instances available (yet) for chute_id='x'" }, 503));
-  model = await startFakeUpstream(modelBehaviour);
-  cut = await startFakeUpstream(BROKEN_STREAM);
-  other = await startFakeUpstream((_n, req) => (req.body.stream === true ? sse(wordStream(OTHER_ANSWER.split(/(?<= )/))) : json(completionBody(OTHER_ANSWER))));
-  proxy = await startProxy([
-    group('main', [endpoint(down.baseurl, { name: 'down' }), endpoint(model.baseurl, { name: 'model' })]),
-    // The fallback ignores a prefill and answers afresh (OpenAI's behaviour): it must not be glued on.
-    group('cut', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(other.baseurl, { name: 'other', prefill: false })]),
-  ]);
-  provider = createOpenAICompatible({ name: 'failproxy', baseURL: proxy.baseURL, apiKey: 'unused', includeUsage: true });
-});
-
-after(async () => {
-  await proxy.close();
-  await Promise.all([down, model, cut, other].map((u) => u.close()));
-});
+const rig = clientRig();
+/** The AI SDK model for a group (made inside tests: the rig starts in a hook). */
+const provider = (group: string) => createOpenAICompatible({ name: 'failproxy', baseURL: rig.proxy.baseURL, apiKey: 'unused', includeUsage: true })(group);
 
 const weather = { get_weather: tool({ description: 'The weather in a city', inputSchema: z.object({ city: z.string() }), execute: async ({ city }) => `21 °C in ${city}` }) } satisfies ToolSet;
 
@@ -64,13 +42,13 @@ describe('Vercel AI SDK through FailProxy', () => {
     assert.equal(reasoning, REASONING);
     assert.equal(await result.finishReason, 'stop');
     assert.equal((await result.usage).totalTokens, USAGE.total_tokens);
-    assert.deepEqual(model.requests.at(-1)?.body.stream_options, { include_usage: true });
+    assert.deepEqual(rig.model.requests.at(-1)?.body.stream_options, { include_usage: true });
   });
 
   for (const streaming of [false, true]) {
     it(`a multi-step tool loop (${streaming ? 'streamText' : 'generateText'}): call, result, answer`, async () => {
       const options = { model: provider('main'), prompt: 'Weather in Paris?', tools: weather, stopWhen: stepCountIs(4), maxRetries: 0 };
-      const before = model.requests.length;
+      const before = rig.model.requests.length;
       const result = streaming ? streamText(options) : await generateText(options);
       const steps = await result.steps;
       assert.equal(await result.text, weatherAnswer('21 °C in Paris'));
@@ -81,7 +59,7 @@ describe('Vercel AI SDK through FailProxy', () => {
       );
       assert.equal(steps[0]!.finishReason, 'tool-calls');
       // The second round trip carried the call and its result back through the proxy.
-      const sent = model.requests.slice(before).at(-1)!.body.messages as Array<Record<string, unknown>>;
+      const sent = rig.model.requests.slice(before).at(-1)!.body.messages as Array<Record<string, unknown>>;
       assert.deepEqual(sent.map((m) => m.role), ['user', 'assistant', 'tool']);
       assert.equal(sent[2]!.tool_call_id, 'call_weather_1');
     });
@@ -104,7 +82,7 @@ describe('Vercel AI SDK through FailProxy', () => {
   });
 
   it('all endpoints failed: a 502 APICallError with the per-endpoint trace', async () => {
-    proxy.registry.set(group('dead', [endpoint(down.baseurl, { name: 'only', model: 'dead-model' })]));
+    rig.proxy.registry.set(group('dead', [endpoint(rig.down.baseurl, { name: 'only', model: 'dead-model' })]));
     await assert.rejects(generateText({ model: provider('dead'), prompt: 'hi', maxRetries: 0 }), (err: unknown) => {
       assert.ok(APICallError.isInstance(err), String(err));
       assert.equal(err.statusCode, 502);
@@ -120,12 +98,12 @@ describe('Vercel AI SDK through FailProxy', () => {
     // its default first backoff of 2 s.
     const flaky = await startFakeUpstream((n) => (n === 1 ? json({ detail: 'overloaded' }, 503) : json(completionBody('recovered'))));
     try {
-      proxy.registry.set(group('flaky', [endpoint(flaky.baseurl, { name: 'flaky' })], { cooldown: { failures: 1, seconds: 2.5 } }));
+      rig.proxy.registry.set(group('flaky', [endpoint(flaky.baseurl, { name: 'flaky' })], { cooldown: { failures: 1, seconds: 2.5 } }));
       const times: number[] = [];
       const { text } = await generateText({
         model: createOpenAICompatible({
           name: 'failproxy',
-          baseURL: proxy.baseURL,
+          baseURL: rig.proxy.baseURL,
           apiKey: 'unused',
           fetch: (input, init) => {
             times.push(performance.now());

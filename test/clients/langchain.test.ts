@@ -4,40 +4,18 @@
  * client of the real proxy server, through a failover.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { HumanMessage, type AIMessage, type AIMessageChunk, type BaseMessage } from '@langchain/core/messages';
 import { tool } from '@langchain/core/tools';
 import { ChatOpenAI, type ChatOpenAIFields } from '@langchain/openai';
 import { z } from 'zod';
-import { completionBody, json, sse, startFakeUpstream, wordStream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
-import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { ANSWER, BROKEN_STREAM, modelBehaviour, OTHER_ANSWER, PARTIAL, REASONING, TOOL_ARGS, USAGE, weatherAnswer } from './model.js';
+import { ANSWER, clientRig, PARTIAL, REASONING, TOOL_ARGS, USAGE, weatherAnswer } from './model.js';
 
-let down: FakeUpstream;
-let model: FakeUpstream;
-let cut: FakeUpstream;
-let other: FakeUpstream;
-let proxy: RunningProxy;
-
-before(async () => {
-  down = await startFakeUpstream(json({ detail: "No instances available (yet) for chute_id='x'" }, 503));
-  model = await startFakeUpstream(modelBehaviour);
-  cut = await startFakeUpstream(BROKEN_STREAM);
-  other = await startFakeUpstream((_n, req) => (req.body.stream === true ? sse(wordStream(OTHER_ANSWER.split(/(?<= )/))) : json(completionBody(OTHER_ANSWER))));
-  proxy = await startProxy([
-    group('main', [endpoint(down.baseurl, { name: 'down' }), endpoint(model.baseurl, { name: 'model' })]),
-    group('cut', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(other.baseurl, { name: 'other', prefill: false })]),
-  ]);
-});
-
-after(async () => {
-  await proxy.close();
-  await Promise.all([down, model, cut, other].map((u) => u.close()));
-});
+const rig = clientRig();
 
 function chat(group: string, fields: ChatOpenAIFields = {}): ChatOpenAI {
-  return new ChatOpenAI({ model: group, apiKey: 'unused', configuration: { baseURL: proxy.baseURL }, maxRetries: 0, ...fields });
+  return new ChatOpenAI({ model: group, apiKey: 'unused', configuration: { baseURL: rig.proxy.baseURL }, maxRetries: 0, ...fields });
 }
 
 const weather = tool(async ({ city }) => `21 °C in ${city}`, {
@@ -87,7 +65,7 @@ describe('LangChain ChatOpenAI through FailProxy', () => {
         return whole;
       };
       const messages: BaseMessage[] = [new HumanMessage('Weather in Paris?')];
-      const before = model.requests.length;
+      const before = rig.model.requests.length;
       const call = await ask(messages);
       assert.deepEqual(
         call.tool_calls?.map((c) => [c.name, c.args, c.id]),
@@ -97,7 +75,7 @@ describe('LangChain ChatOpenAI through FailProxy', () => {
       for (const c of call.tool_calls ?? []) messages.push(await weather.invoke(c));
       const answer = await ask(messages);
       assert.equal(answer.content, weatherAnswer('21 °C in Paris'));
-      const sent = model.requests.slice(before).at(-1)!.body;
+      const sent = rig.model.requests.slice(before).at(-1)!.body;
       assert.equal(sent.stream === true, streaming);
       assert.deepEqual((sent.messages as Array<{ role: string }>).map((m) => m.role), ['user', 'assistant', 'tool']);
     });
@@ -115,7 +93,7 @@ describe('LangChain ChatOpenAI through FailProxy', () => {
   });
 
   it('all endpoints failed: the error carries status 502, x-should-retry: false and, when cooling, Retry-After', async () => {
-    proxy.registry.set(group('dead', [endpoint(down.baseurl, { name: 'only', model: 'dead-model' })], { cooldown: { failures: 1, seconds: 40 } }));
+    rig.proxy.registry.set(group('dead', [endpoint(rig.down.baseurl, { name: 'only', model: 'dead-model' })], { cooldown: { failures: 1, seconds: 40 } }));
     await assert.rejects(chat('dead').invoke('hi'), (err: unknown) => {
       const e = err as Error & { status?: number; headers?: Headers };
       assert.equal(e.status, 502);

@@ -5,7 +5,10 @@
  * weather tool it calls when the client offers tools and answers from once the
  * client sends the tool's result. Streaming or not, as the request asks.
  */
-import { chunk, completionBody, json, sse, usageChunk, type Behaviour, type ReceivedRequest, type SseItem } from '../helpers/fake-upstream.js';
+import { after, before } from 'node:test';
+import { chunk, completionBody, json, sse, startFakeUpstream, usageChunk, wordStream, type Behaviour, type FakeUpstream, type ReceivedRequest, type SseItem } from '../helpers/fake-upstream.js';
+import { endpoint, group } from '../helpers/groups.js';
+import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 
 export const REASONING = 'Six times seven.';
 export const ANSWER = 'The answer is 42.';
@@ -62,3 +65,42 @@ export const PARTIAL = 'Half an answer';
 
 /** What the second endpoint answers instead: a different answer, which must never be glued on. */
 export const OTHER_ANSWER = 'Something else entirely.';
+
+export interface ClientRig {
+  /** Always 503 (a Chutes-like `{"detail"}` body). */
+  down: FakeUpstream;
+  /** {@link modelBehaviour}. */
+  model: FakeUpstream;
+  proxy: RunningProxy;
+}
+
+/**
+ * Starts, for the file, the proxy with two groups: `main` (down, then the
+ * model: every request fails over once) and `cut` (a stream that breaks after
+ * commit, then a fallback that ignores a prefill and answers differently, as
+ * OpenAI does: it must never be glued on). Read the rig inside tests.
+ */
+export function clientRig(): ClientRig {
+  const rig = {} as ClientRig;
+  const upstreams: FakeUpstream[] = [];
+  before(async () => {
+    const start = async (b: Parameters<typeof startFakeUpstream>[0]): Promise<FakeUpstream> => {
+      const u = await startFakeUpstream(b);
+      upstreams.push(u);
+      return u;
+    };
+    rig.down = await start(json({ detail: "No instances available (yet) for chute_id='x'" }, 503));
+    rig.model = await start(modelBehaviour);
+    const cut = await start(BROKEN_STREAM);
+    const other = await start((_n, req) => (req.body.stream === true ? sse(wordStream(OTHER_ANSWER.split(/(?<= )/))) : json(completionBody(OTHER_ANSWER))));
+    rig.proxy = await startProxy([
+      group('main', [endpoint(rig.down.baseurl, { name: 'down' }), endpoint(rig.model.baseurl, { name: 'model' })]),
+      group('cut', [endpoint(cut.baseurl, { name: 'cut' }), endpoint(other.baseurl, { name: 'other', prefill: false })]),
+    ]);
+  });
+  after(async () => {
+    await rig.proxy.close();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+  return rig;
+}
