@@ -320,6 +320,24 @@ export class HealthTracker {
     };
   }
 
+  /**
+   * How long (ms) until the first of `endpoints` stops cooling, when every one
+   * of them is cooling now; null when one is usable already (closed or
+   * half-open) or there are none. What an all-failed answer can promise a
+   * client that retries (`Retry-After`).
+   */
+  coolingFor(endpoints: readonly Endpoint[]): number | null {
+    if (endpoints.length === 0 || this.#entries.size === 0) return null;
+    const now = this.#now();
+    let soonest = Infinity;
+    for (const endpoint of endpoints) {
+      const openUntil = this.#entries.get(endpointHealthId(endpoint))?.openUntil ?? 0;
+      if (openUntil <= now) return null;
+      soonest = Math.min(soonest, openUntil - now);
+    }
+    return soonest;
+  }
+
   /** Whether (and with how many instances) this state is shared. */
   storeStatus(): HealthStoreStatus {
     return this.#store.status();

@@ -20,19 +20,26 @@ export interface AllFailed {
  * The status rule: the shared 4xx when every attempt returned the same one,
  * 429 (with the smallest `Retry-After`) when all were rate-limited, 504 when
  * all timed out, else 502. `x-should-retry: false` stops SDKs from walking
- * the whole group again.
+ * the whole group again; the clients that retry anyway (the AI SDK,
+ * LangChain) get `Retry-After` and `retry-after-ms` whenever FailProxy knows
+ * when an endpoint will be usable again: `coolingMs`, the earliest end of the
+ * group's cooldowns, or for an all-429 answer the smallest upstream
+ * `Retry-After`.
  */
 export function buildAllFailed(
   group: string,
   failed: readonly FailedAttempt[],
   skipped: readonly SkippedEndpoint[],
   deadlineMs: number | null = null,
+  coolingMs: number | null = null,
 ): AllFailed {
   const headers: Record<string, string> = { 'x-should-retry': 'false' };
   const status = deadlineMs !== null ? 504 : allFailedStatus(failed);
-  if (status === 429) {
-    const waits = failed.map((a) => a.failure.retryAfterMs).filter((ms): ms is number => ms !== undefined);
-    if (waits.length > 0) headers['retry-after'] = String(Math.ceil(Math.min(...waits) / 1000));
+  const waits = status === 429 ? failed.map((a) => a.failure.retryAfterMs).filter((ms): ms is number => ms !== undefined) : [];
+  const waitMs = coolingMs ?? (waits.length > 0 ? Math.min(...waits) : null);
+  if (waitMs !== null) {
+    headers['retry-after'] = String(Math.ceil(waitMs / 1000));
+    headers['retry-after-ms'] = String(Math.ceil(waitMs));
   }
   const parts = failed.map((a) => `[${a.endpoint}] ${describeFailure(a.failure)}`);
   for (const s of skipped) parts.push(`[${s.name}] skipped: ${s.reason}`);

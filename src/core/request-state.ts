@@ -225,7 +225,8 @@ export class RequestState {
   /** Nothing was committed and nothing is left to try (SPEC §3.8). */
   allFailed(): EngineEvent {
     const deadlineMs = this.deadlineHit ? this.options.deadlineMs : null;
-    return { type: 'failed', summary: this.summary(null, null), ...buildAllFailed(this.group.name, this.failed, this.group.skipped, deadlineMs) };
+    const coolingMs = this.health.coolingFor(this.group.endpoints);
+    return { type: 'failed', summary: this.summary(null, null), ...buildAllFailed(this.group.name, this.failed, this.group.skipped, deadlineMs, coolingMs) };
   }
 
   /** The request ended from outside: the client went away, or the deadline passed. */

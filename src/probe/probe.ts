@@ -97,11 +97,8 @@ export async function probeEndpoints(groups: Iterable<Group>, options: ProbeOpti
   const health = new HealthTracker();
   const engine = new FailoverEngine({ health });
   let embeddings: EmbeddingsEngine | undefined;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const task = tasks[next++];
-      if (!task) return;
+  try {
+    await forEachBounded(tasks, concurrency, async (task) => {
       const { group, endpoint } = task;
       const row = isEmbeddingsGroup(group)
         ? await probeEmbeddingsEndpoint(
@@ -115,14 +112,20 @@ export async function probeEndpoints(groups: Iterable<Group>, options: ProbeOpti
         : await probeOne(engine, group, endpoint, options.signal);
       rows[task.index] = row;
       options.onRow?.(row, task.index);
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, tasks.length) }, worker));
+    });
   } finally {
     await Promise.all([engine.close(), embeddings?.close()]);
   }
   return rows;
+}
+
+/** Run `work` on every item, at most `concurrency` at once. */
+export async function forEachBounded<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), items.length) }, worker));
 }
 
 function placeholder(group: Group, endpoint: Endpoint): ProbeRow {
@@ -189,7 +192,7 @@ async function probeOne(
 }
 
 /** One line, key-redacted, cut to a table-friendly length. */
-function shorten(message: string): string {
+export function shorten(message: string): string {
   const text = redactSecrets(message).replace(/\s+/g, ' ').trim();
   return text.length > REASON_MAX ? `${text.slice(0, REASON_MAX - 1)}…` : text;
 }

@@ -82,7 +82,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const access = createAccessControl(options);
   const baseHeaders: Headers = {
     ...access.baseHeaders,
-    'access-control-expose-headers': 'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired',
+    'access-control-expose-headers':
+      'x-request-id, x-failproxy-endpoint, x-failproxy-attempts, x-failproxy-repaired, x-failproxy-repaired-history, x-failproxy-estimate, retry-after, retry-after-ms, x-should-retry',
   };
   const embeddings = options.embeddings ?? new EmbeddingsEngine({ health: options.engine.health });
   const embeddingsRoute = { engine: embeddings, groups: options.groups, observers, maxBody };

@@ -11,11 +11,13 @@ import { InterruptedError, UsageError, WorkFailedError } from '../../core/errors
 import type { Group } from '../../core/types.js';
 import { colorsFor, formatDurationCompact } from '../../logging/pretty.js';
 import { DEFAULT_PROBE_CONCURRENCY, probeEndpoints, type ProbeRow } from '../../probe/probe.js';
+import { checkResume, RESUME_PARTIAL, type ResumeRow } from '../../probe/resume.js';
 import { describeProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
 
 interface RawTestOptions {
   group: string[];
   json?: boolean;
+  resume?: boolean;
   concurrency?: string;
   profiles?: string;
   logDir?: string;
@@ -24,6 +26,7 @@ interface RawTestOptions {
 interface TestOptions {
   groups: string[];
   json: boolean;
+  resume: boolean;
   concurrency: number;
   profiles: string | undefined;
 }
@@ -36,6 +39,7 @@ export function testEndpointsCommand(): Command {
       .description('probe every endpoint with a minimal completion and report which work')
       .option('-g, --group <group>', 'only this group (repeatable)', collect, [])
       .option('--json', 'print the rows as a JSON array')
+      .option('--resume', 'also check whether each working endpoint continues a prefilled answer (what to set as its prefill)')
       .option('--concurrency <n>', `probes in flight at once (default ${DEFAULT_PROBE_CONCURRENCY})`),
   ).action(async (raw: RawTestOptions) => testEndpoints(resolveOptions(raw)));
 }
@@ -44,6 +48,7 @@ function resolveOptions(raw: RawTestOptions): TestOptions {
   return {
     groups: raw.group,
     json: raw.json === true,
+    resume: raw.resume === true,
     concurrency: parseIntOption('--concurrency', raw.concurrency, 1) ?? DEFAULT_PROBE_CONCURRENCY,
     profiles: raw.profiles,
   };
@@ -62,6 +67,7 @@ async function testEndpoints(options: TestOptions): Promise<void> {
   const live = !options.json && process.stdout.isTTY === true;
   const colors = colorsFor('stdout');
   let rows: ProbeRow[];
+  let resumeRows: ResumeRow[] | null = null;
   try {
     let onRow: ((row: ProbeRow) => void) | undefined;
     if (live) {
@@ -74,18 +80,22 @@ async function testEndpoints(options: TestOptions): Promise<void> {
       signal: controller.signal,
       ...(onRow ? { onRow } : {}),
     });
+    if (options.resume && !controller.signal.aborted) {
+      resumeRows = await checkResume(selected, rows, { concurrency: options.concurrency, signal: controller.signal });
+    }
   } finally {
     process.off('SIGINT', onSigint);
   }
   if (controller.signal.aborted) throw new InterruptedError();
 
   if (options.json) {
-    out(`${JSON.stringify(rows, null, 2)}\n`);
+    out(`${JSON.stringify(resumeRows ?? rows, null, 2)}\n`);
   } else {
     if (!live) {
       const exact = layoutFor(selected, rows);
       out(`${[formatHeader(exact, colors), ...rows.map((r) => formatRow(r, exact, colors))].join('\n')}\n`);
     }
+    if (resumeRows) out(`\n${formatResumeTable(resumeRows, colors)}\n`);
     out(`\n${formatSummary(rows, colors)}\n`);
   }
 
@@ -192,4 +202,37 @@ function formatSummary(rows: readonly ProbeRow[], c: ChalkInstance): string {
   const parts = [c.green(`${ok} ok`), failed > 0 ? c.red(`${failed} failed`) : `${failed} failed`];
   if (skipped > 0) parts.push(c.yellow(`${skipped} skipped`));
   return `${rows.length} endpoint${rows.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
+}
+
+// ---------------------------------------------------------------------------
+// The resume check (`--resume`).
+
+/** Today's setting, e.g. `true` or `false, type default`. */
+function prefillNow(row: ResumeRow): string {
+  return row.prefill === null ? '-' : `${row.prefill}${row.prefill_source === 'type' ? ', type default' : ''}`;
+}
+
+/** What to put in the profile, and whether that changes anything. */
+function prefillAdvice(row: ResumeRow): string {
+  if (row.resume === null) return '-';
+  if (row.suggested_prefill === null) return `keep (now ${prefillNow(row)})`;
+  const set = `prefill: ${row.suggested_prefill}`;
+  return row.prefill_differs ? `set ${set} (now ${prefillNow(row)})` : `${set} (as now)`;
+}
+
+export function formatResumeTable(rows: readonly ResumeRow[], c: ChalkInstance): string {
+  const cells = rows.map((r) => [r.group, r.endpoint, r.resume ?? '-', prefillAdvice(r), r.resume_answer]);
+  const head = ['GROUP', 'ENDPOINT', 'RESUME', 'PROFILE', 'ANSWER'];
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));
+  const line = (row: string[]): string => row.map((cell, i) => (i < row.length - 1 ? cell.padEnd(widths[i]!) : cell)).join('  ');
+  const paint = (row: ResumeRow): ChalkInstance =>
+    row.resume === 'continues' ? c.green : row.resume === 'restarts' || row.resume === 'rejected' ? c.yellow : row.resume === 'unclear' ? c.red : c.dim;
+  const lines = rows.map((row, i) => {
+    const text = line(cells[i]!);
+    return row.prefill_differs ? c.bold(paint(row)(text)) : paint(row)(text);
+  });
+  const title = `Resume: does each endpoint continue the prefilled answer "${RESUME_PARTIAL}" of a count to 30?`;
+  const changes = rows.filter((r) => r.prefill_differs).length;
+  const footer = changes === 0 ? 'No profile needs a change.' : `${changes} endpoint${changes === 1 ? '' : 's'} should change prefill (PROFILE column).`;
+  return [title, c.bold(line(head)), ...lines, footer].join('\n').replace(/ +$/gm, '');
 }
