@@ -38,6 +38,14 @@ export interface Endpoint {
    * when the endpoint rejects it. Default `auto`.
    */
   prefill?: PrefillMode;
+  /** USD per million tokens, for cost when the upstream reports none. The engine never reads it. */
+  price?: EndpointPrice;
+}
+
+/** Prices in USD per million tokens. */
+export interface EndpointPrice {
+  input: number;
+  output: number;
 }
 
 export type PrefillMode = 'auto' | boolean;

@@ -9,10 +9,14 @@ import type { Group } from '../core/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, type Headers } from './http.js';
 import { MetricsObserver, type MetricsOptions } from './metrics.js';
-import { StatusObserver, buildStatus } from './status.js';
+import { StatusObserver, buildStatus, type StatusBody } from './status.js';
+import { UsageMeter } from './usage-meter.js';
+import { priceLookup } from '../logging/usage.js';
 
 export interface Observability {
   observers: EngineObserver[];
+  /** The `/status` body as of now. */
+  status: () => StatusBody;
   routes: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
 
@@ -27,11 +31,13 @@ export function createObservability(
 ): Observability {
   const startedAt = Date.now();
   const status = new StatusObserver();
-  const metrics = new MetricsObserver(health, groups, options);
+  const usage = new UsageMeter(priceLookup(groups));
+  const metrics = new MetricsObserver(health, groups, { ...options, usage });
   return {
-    observers: [status, metrics],
+    observers: [status, usage, metrics],
+    status: () => buildStatus(health, groups(), status, startedAt, Date.now(), usage),
     routes: {
-      '/status': (_req, res, headers) => sendJson(res, 200, buildStatus(health, groups(), status, startedAt), headers),
+      '/status': (_req, res, headers) => sendJson(res, 200, buildStatus(health, groups(), status, startedAt, Date.now(), usage), headers),
       '/metrics': async (_req, res, headers) => {
         const { contentType, body } = await metrics.scrape();
         if (res.headersSent || res.destroyed) return;

@@ -7,6 +7,8 @@ import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { redactSecrets } from '../core/redact.js';
 import type { EngineEvent, FailureClass, Group } from '../core/types.js';
 import { percentile } from '../logging/stats.js';
+import { emptyTotals, type UsageTotals } from '../logging/usage.js';
+import { sumTotals, type UsageMeter } from './usage-meter.js';
 
 /** How far back the per-endpoint window reaches. */
 export const STATUS_WINDOW_MS = 5 * 60_000;
@@ -51,10 +53,12 @@ export interface EndpointStatus {
   message: string | null;
   consecutive_failures: number;
   window: WindowStats;
+  /** Tokens and cost of the requests it answered since the server started. */
+  usage: UsageTotals;
 }
 
 export interface StatusBody {
-  groups: Array<{ name: string; endpoints: EndpointStatus[]; skipped: Array<{ name: string; reason: string }> }>;
+  groups: Array<{ name: string; endpoints: EndpointStatus[]; skipped: Array<{ name: string; reason: string }>; usage: UsageTotals }>;
   uptime_s: number;
   /** Whether cooldown state is shared with other instances (`serve --redis`) and how many are live. */
   health_store: HealthStoreStatus;
@@ -164,12 +168,12 @@ export function buildStatus(
   observer: StatusObserver,
   startedAt: number,
   now = Date.now(),
+  usage?: UsageMeter,
 ): StatusBody {
   observer.retain(groups);
   return {
-    groups: groups.map((group) => ({
-      name: group.name,
-      endpoints: group.endpoints.map((endpoint): EndpointStatus => {
+    groups: groups.map((group) => {
+      const endpoints = group.endpoints.map((endpoint): EndpointStatus => {
         const snap = health.snapshot(endpoint);
         return {
           name: endpoint.name,
@@ -180,10 +184,16 @@ export function buildStatus(
           message: snap.message !== null ? redactSecrets(snap.message) : null,
           consecutive_failures: snap.consecutiveFailures,
           window: observer.stats(group.name, endpoint.name),
+          usage: usage?.endpoint(group.name, endpoint.name) ?? emptyTotals(),
         };
-      }),
-      skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-    })),
+      });
+      return {
+        name: group.name,
+        endpoints,
+        skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+        usage: endpoints.reduce((sum, e) => sumTotals(sum, e.usage), emptyTotals()),
+      };
+    }),
     uptime_s: Math.round((now - startedAt) / 1000),
     health_store: health.storeStatus(),
   };

@@ -14,6 +14,7 @@ import { groupNameOf } from '../../config/profiles.js';
 import type { ConfigProblem } from '../../config/profiles.js';
 import { startDemoUpstreams, type DemoUpstreams } from '../../demo/upstreams.js';
 import { LogObserver } from '../../logging/observer.js';
+import { priceLookup } from '../../logging/usage.js';
 import { colorLevelFor, colorsFor, formatDuration } from '../../logging/pretty.js';
 import { PlainAskOutput } from '../ask/plain.js';
 import { composePrompt, readStdinPrompt } from '../ask/prompt.js';
@@ -179,7 +180,7 @@ async function askGroup(group: Group, body: ChatRequest, options: AskOptions): P
     logErrorShown = true;
     process.stderr.write(`failproxy: cannot write the log: ${err.message}\n`);
   });
-  const observer = new LogObserver(logger);
+  const observer = new LogObserver(logger, { priceOf: priceLookup(() => [group]) });
   const context: RequestContext = {
     requestId: randomUUID(),
     group: group.name,

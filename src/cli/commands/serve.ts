@@ -13,6 +13,7 @@ import { redactSecrets, registerSecrets } from '../../core/redact.js';
 import type { Group } from '../../core/types.js';
 import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/profiles.js';
 import { LogObserver } from '../../logging/observer.js';
+import { priceLookup } from '../../logging/usage.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
 import { createProxyServer } from '../../server/app.js';
@@ -108,6 +109,7 @@ async function serve(options: ServeOptions): Promise<void> {
   const stderrColors = colorsFor('stderr');
   const observers: EngineObserver[] = [
     new LogObserver(logger, {
+      priceOf: priceLookup(() => registry.all()),
       ...(process.stderr.isTTY ? { onRequest: (request, attempts) => err(formatChain(request, attempts, stderrColors)) } : {}),
     }),
     ...observability.observers,
