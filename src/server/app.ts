@@ -33,6 +33,8 @@ export interface ProxyServerOptions {
   clientStallTimeoutMs?: number;
   /** Extra GET routes (`/status`, `/metrics`) that need the same auth. */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
+  /** GET routes without the API key: static files that hold no data (the dashboard's page). */
+  publicRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
 
 export interface ProxyServer {
@@ -109,6 +111,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
 
     if (method === 'OPTIONS') return preflight(req, res, headers);
     if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' }, headers);
+    const open = options.publicRoutes?.[path];
+    if (method === 'GET' && open) return open(req, res, headers);
     if (keyDigests.length > 0 && !authorized(req, keyDigests)) {
       return sendError(res, 401, 'Missing or invalid API key: send Authorization: Bearer <key>', 'invalid_request_error', 'invalid_api_key', null, headers);
     }

@@ -122,6 +122,7 @@ async function serve(options: ServeOptions): Promise<void> {
     maxBody: options.maxBody,
     observers,
     extraRoutes: observability.routes,
+    publicRoutes: observability.publicRoutes,
   });
 
   await listen(proxy.server, options.port, options.host);
@@ -130,6 +131,7 @@ async function serve(options: ServeOptions): Promise<void> {
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${port}/v1`;
   printBanner(url, registry.all());
+  process.stdout.write(`Dashboard: ${url.replace(/\/v1$/, '/ui')}\n\n`);
   if (options.apiKeys.length === 0 && !isLoopback(options.host)) {
     err(`warning: listening on ${options.host} without --api-key: anyone who can reach this port can use your upstream keys`);
   }
@@ -143,6 +145,7 @@ async function serve(options: ServeOptions): Promise<void> {
   });
 
   const signal = await waitForStopSignal();
+  observability.close();
   err(`\n${signal}: finishing ${proxy.inFlight()} in-flight request(s) (up to 30 s)...`);
   watcher.close();
   await proxy.shutdown(30_000);
