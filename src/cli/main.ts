@@ -10,6 +10,7 @@ import { askCommand } from './commands/ask.js';
 import { logsCommand } from './commands/logs.js';
 import { serveCommand } from './commands/serve.js';
 import { testEndpointsCommand } from './commands/test-endpoints.js';
+import { topCommand } from './commands/top.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,7 +20,7 @@ function buildProgram(): Command {
     .version(version, '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand()]) {
+  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand()]) {
     program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;
