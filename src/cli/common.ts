@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import type { Group } from '../core/types.js';
-import { formatProblem, loadProfiles, resolveProfilesDir, type ConfigProblem } from '../config/profiles.js';
+import { formatProblem, groupNameOf, loadProfiles, resolveProfilesDir, type ConfigProblem } from '../config/profiles.js';
 import { parseLogLevel } from '../logging/level.js';
 import { JsonlLogger } from '../logging/writer.js';
 
@@ -60,6 +60,26 @@ export async function loadGroupsOrFail(flag: string | undefined, allowEmpty = fa
 /** One line per problem, for stderr. */
 export function describeProblems(problems: readonly ConfigProblem[]): string[] {
   return problems.map((p) => `${p.severity}: ${formatProblem(p)}`);
+}
+
+/**
+ * Start-up lines: one per group with endpoints skipped for unset variables
+ * (how many are usable, which variables to set), then every other problem.
+ * `only` limits both to one group (`ask` warns about the group it uses).
+ */
+export function describeStartupProblems(groups: Iterable<Group>, problems: readonly ConfigProblem[], only?: string): string[] {
+  const lines: string[] = [];
+  for (const group of groups) {
+    if (group.skipped.length === 0 || (only !== undefined && group.name !== only)) continue;
+    const vars = new Set<string>();
+    for (const p of problems) if (p.file === group.source) for (const v of p.missingEnv ?? []) vars.add(v);
+    const total = group.endpoints.length + group.skipped.length;
+    const set = `set ${[...vars].join(', ')}`;
+    const what = group.endpoints.length === 0 ? `no endpoint usable; ${set}` : `${group.endpoints.length} of ${total} endpoints usable; ${set} for the other ${group.skipped.length}`;
+    lines.push(`warning: ${group.name}: ${what} (${group.source})`);
+  }
+  const rest = problems.filter((p) => p.missingEnv === undefined && (only === undefined || groupNameOf(p.file) === only));
+  return [...lines, ...describeProblems(rest)];
 }
 
 /** Parse a non-negative integer option or throw a usage error naming it. */

@@ -11,6 +11,7 @@ import { logsCommand } from './commands/logs.js';
 import { serveCommand } from './commands/serve.js';
 import { testEndpointsCommand } from './commands/test-endpoints.js';
 import { topCommand } from './commands/top.js';
+import { checkCommand } from './commands/check.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,7 +21,7 @@ function buildProgram(): Command {
     .version(version, '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand()]) {
+  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand()]) {
     program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;

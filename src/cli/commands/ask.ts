@@ -19,7 +19,7 @@ import { colorLevelFor, colorsFor, formatDuration } from '../../logging/pretty.j
 import { PlainAskOutput } from '../ask/plain.js';
 import { composePrompt, readStdinPrompt } from '../ask/prompt.js';
 import type { AskRenderer } from '../ask/renderer.js';
-import { createLogger, describeProblems, loadGroupsOrFail, withCommonOptions } from '../common.js';
+import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, withCommonOptions } from '../common.js';
 
 interface RawAskOptions {
   group?: string;
@@ -134,7 +134,7 @@ async function runAsk(words: string[], options: AskOptions): Promise<void> {
   if (options.demo && !names.includes('demo')) names.push('demo');
   const groupName = chooseGroup(names, { flag: options.group, demo: options.demo, env: process.env }, loaded.problems);
   if (options.verbose) {
-    for (const line of describeProblems(loaded.problems)) process.stderr.write(`failproxy: ${line}\n`);
+    for (const line of describeStartupProblems(loaded.groups.values(), loaded.problems, groupName)) process.stderr.write(`failproxy: ${line}\n`);
   }
 
   const prompt = composePrompt(words, await readStdinPrompt());

@@ -19,7 +19,7 @@ import type { JsonlLogger } from '../../logging/writer.js';
 import { createProxyServer } from '../../server/app.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
-import { createLogger, describeProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
+import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
 
 interface RawServeOptions {
   host: string;
@@ -89,7 +89,7 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
 async function serve(options: ServeOptions): Promise<void> {
   const err = (line: string): void => void process.stderr.write(`${line}\n`);
   const loaded = await loadGroupsOrFail(options.profiles, options.demo);
-  for (const line of describeProblems(loaded.problems)) err(line);
+  for (const line of describeStartupProblems(loaded.groups.values(), loaded.problems)) err(line);
 
   const registry = new GroupRegistry(loaded.groups.values());
   const demo = options.demo ? await (await import('../../demo/upstreams.js')).startDemoUpstreams() : undefined;
@@ -125,13 +125,14 @@ async function serve(options: ServeOptions): Promise<void> {
     publicRoutes: observability.publicRoutes,
   });
 
+  // Listening for the signal before the banner: a SIGTERM right after start still shuts down gracefully.
+  const stopSignal = waitForStopSignal();
   await listen(proxy.server, options.port, options.host);
   const address = proxy.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   const hostForUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   const url = `http://${hostForUrl}:${port}/v1`;
   printBanner(url, registry.all());
-  process.stdout.write(`Dashboard: ${url.replace(/\/v1$/, '/ui')}\n\n`);
   if (options.apiKeys.length === 0 && !isLoopback(options.host)) {
     err(`warning: listening on ${options.host} without --api-key: anyone who can reach this port can use your upstream keys`);
   }
@@ -144,7 +145,7 @@ async function serve(options: ServeOptions): Promise<void> {
     onError: (e) => err(`warning: profile watching stopped: ${e.message}`),
   });
 
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
   observability.close();
   err(`\n${signal}: finishing ${proxy.inFlight()} in-flight request(s) (up to 30 s)...`);
   watcher.close();
@@ -229,7 +230,7 @@ function applyUpdate(update: ProfileUpdate, registry: GroupRegistry, logger: Jso
 }
 
 function printBanner(url: string, groups: Group[]): void {
-  const out: string[] = [`FailProxy listening on ${url}`, ''];
+  const out: string[] = [`FailProxy listening on ${url}`, `Dashboard: ${url.replace(/\/v1$/, '/ui')}`, ''];
   const width = Math.max(...groups.map((g) => g.name.length), 5);
   for (const group of groups) {
     const total = group.endpoints.length + group.skipped.length;
