@@ -27,6 +27,11 @@ export function resolveLogDir(flag: string | undefined, env: NodeJS.ProcessEnv =
   return path.resolve(chosen ?? 'logs');
 }
 
+/** Where captures are read from: --capture, $FAILPROXY_CAPTURE_DIR, else ./captures. */
+export function resolveCaptureDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(flag ?? (env.FAILPROXY_CAPTURE_DIR || 'captures'));
+}
+
 export function createLogger(flag: string | undefined, onError?: (err: Error) => void): JsonlLogger {
   return new JsonlLogger({
     dir: resolveLogDir(flag),

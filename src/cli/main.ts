@@ -12,6 +12,7 @@ import { serveCommand } from './commands/serve.js';
 import { testEndpointsCommand } from './commands/test-endpoints.js';
 import { topCommand } from './commands/top.js';
 import { checkCommand } from './commands/check.js';
+import { replayCommand } from './commands/replay.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,7 +22,7 @@ function buildProgram(): Command {
     .version(version, '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand()]) {
+  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand(), replayCommand()]) {
     program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;

@@ -173,6 +173,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       source: 'serve',
       repaired: parsed.repaired,
       messages: body.messages,
+      body,
     };
     const stream = body.stream === true;
     const events = options.engine.run({ requestId, group, body, signal: cancellation });

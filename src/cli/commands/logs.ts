@@ -3,6 +3,7 @@
  * JSONL logs. Results go to stdout, diagnostics (missing file, skipped lines)
  * to stderr; nothing here ends the process.
  */
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { UsageError, WorkFailedError } from '../../core/errors.js';
 import { isLogLevel, levelEnabled } from '../../logging/level.js';
@@ -16,6 +17,8 @@ import {
   scanLogFile,
 } from '../../logging/reader.js';
 import { computeGroupStats, computeStats } from '../../logging/stats.js';
+import { captureFile } from '../../server/capture.js';
+import { resolveCaptureDir } from '../common.js';
 import { computeUsage, formatUsageTable, parseSince, USAGE_BY, type UsageBy } from '../../logging/usage-stats.js';
 import type { AttemptRecordLine, LogLevel, LogRecord, RequestRecord } from '../../logging/types.js';
 
@@ -43,6 +46,7 @@ interface RawLogsOptions {
   level?: string;
   request?: string;
   stats?: boolean;
+  capture?: string;
   since?: string;
   by?: string;
   json?: boolean;
@@ -164,7 +168,10 @@ class LogsRun {
   readonly #deps: RunDeps;
   readonly #matches: (r: LogRecord) => boolean;
 
-  constructor(opts: LogsOptions, deps: RunDeps) {
+  readonly #capture: string | undefined;
+
+  constructor(opts: LogsOptions, deps: RunDeps, capture?: string) {
+    this.#capture = capture;
     this.#opts = opts;
     this.#deps = deps;
     this.#matches = matcher(opts);
@@ -334,6 +341,10 @@ class LogsRun {
         this.#deps.stdout.write(JSON.stringify(chain, null, 2) + '\n');
       } else {
         this.#out(formatRequestDetail(id, attempts, request, this.#colors()));
+        const dir = resolveCaptureDir(this.#capture, this.#deps.env);
+        const file = captureFile(dir, id);
+        const found = file !== null && existsSync(file);
+        this.#out([found ? `  capture: ${file} (failproxy replay ${id})` : `  no capture in ${dir}`]);
       }
       return;
     }
@@ -357,6 +368,7 @@ export function logsCommand(deps: LogsCommandDeps = {}): Command {
     .option('--endpoint <E>', 'only records of this endpoint')
     .option('--level <L>', 'only records at this level or above (debug, info, warn, error)')
     .option('--request <ID>', "show one request's failover chain")
+    .option('--capture <DIR>', 'with --request: where serve --capture saved requests (default $FAILPROXY_CAPTURE_DIR or ./captures)')
     .option('--stats', 'per endpoint: requests, success rate, failures by class, p50/p95 latency and ttft; tokens and cost')
     .option('--since <WHEN>', 'with --stats: from 90m, 12h, 7d ago or a day YYYY-MM-DD until now (several days)')
     .option('--by <KEY>', 'with --stats: sum tokens and cost by group, endpoint or day (default group)')
@@ -374,6 +386,6 @@ export function logsCommand(deps: LogsCommandDeps = {}): Command {
         stderr: deps.stderr ?? process.stderr,
         env,
         now,
-      }).run();
+      }, raw.capture).run();
     });
 }

@@ -4,6 +4,7 @@
  * what it serves, reloads profiles on change, and shuts down gracefully.
  */
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { ConfigError } from '../../core/errors.js';
@@ -17,6 +18,7 @@ import { priceLookup } from '../../logging/usage.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
 import { createProxyServer } from '../../server/app.js';
+import { CaptureObserver } from '../../server/capture.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
 import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
@@ -30,6 +32,9 @@ interface RawServeOptions {
   demo?: boolean;
   redis?: string;
   redisPrefix: string;
+  capture?: string;
+  captureAll?: boolean;
+  captureRedactContent?: boolean;
   profiles?: string;
   logDir?: string;
 }
@@ -44,6 +49,8 @@ interface ServeOptions {
   /** Share endpoint health through this Redis; undefined = in-memory, private to this process. */
   redis: URL | undefined;
   redisPrefix: string;
+  /** Request capture (failed and interrupted requests, or all); undefined = off. */
+  capture: { dir: string; all: boolean; redactContent: boolean } | undefined;
   profiles: string | undefined;
   logDir: string | undefined;
 }
@@ -61,7 +68,10 @@ export function serveCommand(): Command {
       .option('--max-body <bytes>', 'largest request body accepted', String(10 * 1024 * 1024))
       .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
       .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
-      .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:'),
+      .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:')
+      .option('--capture <dir>', 'save the body of each failed or interrupted request here, redacted, for `failproxy replay`')
+      .option('--capture-all', 'with --capture: save answered requests too')
+      .option('--capture-redact-content', 'with --capture: leave message text out (only its length is kept)'),
   ).action(async (raw: RawServeOptions) => serve(resolveOptions(raw)));
 }
 
@@ -81,6 +91,7 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
     demo: raw.demo === true,
     redis: parseRedisUrl(raw.redis ?? process.env.FAILPROXY_REDIS_URL),
     redisPrefix: raw.redisPrefix,
+    capture: raw.capture !== undefined ? { dir: path.resolve(raw.capture), all: raw.captureAll === true, redactContent: raw.captureRedactContent === true } : undefined,
     profiles: raw.profiles,
     logDir: raw.logDir,
   };
@@ -114,6 +125,23 @@ async function serve(options: ServeOptions): Promise<void> {
     }),
     ...observability.observers,
   ];
+  if (options.capture) {
+    let warned = false;
+    let capture: CaptureObserver;
+    try {
+      capture = new CaptureObserver({
+        ...options.capture,
+        onError: (e) => {
+          if (!warned) err(`warning: cannot write request captures: ${e.message}`);
+          warned = true;
+        },
+      });
+    } catch (e) {
+      throw new ConfigError(`--capture ${options.capture.dir}: ${(e as Error).message}`);
+    }
+    observers.push(capture);
+    err(`capturing ${options.capture.all ? 'every request' : 'failed and interrupted requests'}${options.capture.redactContent ? ' (message text redacted)' : ''} in ${options.capture.dir}`);
+  }
   const proxy = createProxyServer({
     engine,
     groups: registry,
