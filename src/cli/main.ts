@@ -13,6 +13,7 @@ import { testEndpointsCommand } from './commands/test-endpoints.js';
 import { topCommand } from './commands/top.js';
 import { checkCommand } from './commands/check.js';
 import { replayCommand } from './commands/replay.js';
+import { initCommand } from './commands/init.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -22,7 +23,7 @@ function buildProgram(): Command {
     .version(version, '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand(), replayCommand()]) {
+  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand(), replayCommand(), initCommand()]) {
     program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;
