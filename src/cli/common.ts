@@ -2,10 +2,12 @@
  * What every command shares: the common options, finding and loading the
  * profiles, and the log writer. Commands print; the loaders only return data.
  */
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError } from '../core/errors.js';
-import type { Group } from '../core/types.js';
+import type { RequestContext } from '../core/observe.js';
+import type { ChatRequest, Group } from '../core/types.js';
 import { formatProblem, groupNameOf, loadProfiles, resolveProfilesDir, type ConfigProblem } from '../config/profiles.js';
 import { parseLogLevel } from '../logging/level.js';
 import { JsonlLogger } from '../logging/writer.js';
@@ -25,6 +27,11 @@ export function withCommonOptions(command: Command): Command {
 export function resolveLogDir(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   const chosen = flag ?? (env.FAILPROXY_LOG_DIR && env.FAILPROXY_LOG_DIR.trim() !== '' ? env.FAILPROXY_LOG_DIR : undefined);
   return path.resolve(chosen ?? 'logs');
+}
+
+/** The context of a request the CLI runs in-process (`ask`, `replay`), for its observers. */
+export function inProcessContext(group: string, body: ChatRequest): RequestContext {
+  return { requestId: randomUUID(), group, stream: body.stream === true, source: 'ask', repaired: false, messages: body.messages, body };
 }
 
 /** Where captures are read from: --capture, $FAILPROXY_CAPTURE_DIR, else ./captures. */

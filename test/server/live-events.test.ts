@@ -13,6 +13,7 @@ import { createProxyServer } from '../../src/server/app.js';
 import type { LiveMessage } from '../../src/server/events.js';
 import { createObservability } from '../../src/server/observability.js';
 import { GroupRegistry } from '../../src/server/registry.js';
+import { liveMessages } from '../../src/cli/live-client.js';
 import { completionBody, json, startFakeUpstream } from '../helpers/fake-upstream.js';
 import { endpoint, group } from '../helpers/groups.js';
 
@@ -47,22 +48,6 @@ async function start(groups: Group[]): Promise<{ base: string; close: () => void
     base: `http://127.0.0.1:${(proxy.server.address() as AddressInfo).port}`,
     close: () => observability.close(),
   };
-}
-
-/** Reads SSE messages from a fetch body. */
-async function* messages(res: Response): AsyncGenerator<LiveMessage> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      assert.match(block, /^data: /);
-      yield JSON.parse(block.slice(6)) as LiveMessage;
-    }
-  }
 }
 
 const auth = { authorization: `Bearer ${KEY}` };
@@ -102,10 +87,13 @@ describe('/ui/events', () => {
     ]);
 
     assert.equal((await fetch(`${base}/ui/events`)).status, 401);
-    const res = await fetch(`${base}/ui/events`, { headers: auth });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get('content-type'), 'text/event-stream');
-    const stream = messages(res);
+    const head = await fetch(`${base}/ui/events`, { headers: auth });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-type'), 'text/event-stream');
+    const reader = head.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /^data: \{"type":"snapshot"/);
+    await reader.cancel();
+    const stream = liveMessages(base, KEY, new AbortController().signal);
     const first = (await stream.next()).value as LiveMessage;
     assert.equal(first.type, 'snapshot');
     assert.ok(
@@ -147,7 +135,7 @@ describe('/ui/events', () => {
     assert.equal(statusAfter.series.at(-1)?.failures.rate_limit, 1);
     await stream.return(undefined);
 
-    const later = messages(await fetch(`${base}/ui/events`, { headers: auth }));
+    const later = liveMessages(base, KEY, new AbortController().signal);
     const snapshot = (await later.next()).value as LiveMessage;
     assert.ok(
       snapshot.type === 'snapshot' && snapshot.recent.map((r) => r.id).includes(id!),
@@ -158,8 +146,7 @@ describe('/ui/events', () => {
 
   it('ends every stream when closed, so a shutdown is not held by an open dashboard', async () => {
     const { base, close } = await start([]);
-    const res = await fetch(`${base}/ui/events`, { headers: auth });
-    const stream = messages(res);
+    const stream = liveMessages(base, KEY, new AbortController().signal);
     assert.equal((await stream.next()).value?.type, 'snapshot');
     const ended = (async () => {
       for await (const _ of stream) void _;

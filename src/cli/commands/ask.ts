@@ -4,11 +4,9 @@
  * only the answer. Both faces read the same engine events, and the log gets
  * the same `request` / `attempt` lines as `serve` (source `ask`).
  */
-import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { InterruptedError, UsageError, WorkFailedError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/observe.js';
 import type { ChatMessage, ChatRequest, EngineEvent, Group } from '../../core/types.js';
 import { groupNameOf } from '../../config/profiles.js';
 import type { ConfigProblem } from '../../config/profiles.js';
@@ -19,7 +17,7 @@ import { colorLevelFor, colorsFor, formatDuration } from '../../logging/pretty.j
 import { PlainAskOutput } from '../ask/plain.js';
 import { composePrompt, readStdinPrompt } from '../ask/prompt.js';
 import type { AskRenderer } from '../ask/renderer.js';
-import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, withCommonOptions } from '../common.js';
+import { createLogger, describeProblems, describeStartupProblems, inProcessContext, loadGroupsOrFail, withCommonOptions } from '../common.js';
 
 interface RawAskOptions {
   group?: string;
@@ -181,14 +179,7 @@ async function askGroup(group: Group, body: ChatRequest, options: AskOptions): P
     process.stderr.write(`failproxy: cannot write the log: ${err.message}\n`);
   });
   const observer = new LogObserver(logger, { priceOf: priceLookup(() => [group]) });
-  const context: RequestContext = {
-    requestId: randomUUID(),
-    group: group.name,
-    stream: body.stream === true,
-    source: 'ask',
-    repaired: false,
-    messages: body.messages,
-  };
+  const context = inProcessContext(group.name, body);
   const controller = new AbortController();
   // Not `once`: Ink's signal-exit kills the process on SIGINT when no other listener is left.
   const onSigint = () => controller.abort(new InterruptedError());

@@ -3,11 +3,9 @@
  * --capture`) through a group again, in-process as `ask` does, and show its
  * outcome beside the original's. Exit 0 when the replay was answered, 1 when not.
  */
-import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { UsageError, WorkFailedError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/observe.js';
 import { registerSecrets } from '../../core/redact.js';
 import { LogObserver } from '../../logging/observer.js';
 import { formatCost, priceLookup } from '../../logging/usage.js';
@@ -16,7 +14,7 @@ import { RequestFeed, type FeedRequest } from '../../server/feed.js';
 import { UsageMeter } from '../../server/usage-meter.js';
 import { formatDuration } from '../../ui/format.js';
 import { formatFeedChain } from '../../ui/top-format.js';
-import { createLogger, loadGroupsOrFail, resolveCaptureDir, withCommonOptions } from '../common.js';
+import { createLogger, inProcessContext, loadGroupsOrFail, resolveCaptureDir, withCommonOptions } from '../common.js';
 
 interface RawReplayOptions {
   group?: string;
@@ -60,15 +58,7 @@ async function replay(id: string, raw: RawReplayOptions): Promise<void> {
   let result: FeedRequest | null = null;
   feed.subscribe((r) => (result = r));
   const body = { ...capture.request, model: group.name };
-  const context: RequestContext = {
-    requestId: randomUUID(),
-    group: group.name,
-    stream: body.stream === true,
-    source: 'ask',
-    repaired: false,
-    messages: body.messages,
-    body,
-  };
+  const context = inProcessContext(group.name, body);
   const observers = [new LogObserver(logger, { priceOf: priceLookup(() => [group]) }), feed];
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
