@@ -10,6 +10,10 @@ import { askCommand } from './commands/ask.js';
 import { logsCommand } from './commands/logs.js';
 import { serveCommand } from './commands/serve.js';
 import { testEndpointsCommand } from './commands/test-endpoints.js';
+import { topCommand } from './commands/top.js';
+import { checkCommand } from './commands/check.js';
+import { replayCommand } from './commands/replay.js';
+import { initCommand } from './commands/init.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -19,7 +23,7 @@ function buildProgram(): Command {
     .version(version, '-V, --version')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand()]) {
+  for (const command of [serveCommand(), askCommand(), testEndpointsCommand(), logsCommand(), topCommand(), checkCommand(), replayCommand(), initCommand()]) {
     program.addCommand(command.exitOverride().showHelpAfterError());
   }
   return program;

@@ -3,7 +3,7 @@
  * Every wrong field is reported, not only the first, and values that may be
  * secrets (apikey, headers) are described by kind only.
  */
-import type { Endpoint, EndpointType } from '../core/types.js';
+import type { Endpoint, EndpointPrice, EndpointType } from '../core/types.js';
 import { POOL_FIELDS, readKeyList, readSpreadOptions, type PoolKey } from './lanes.js';
 import type { ProblemSink } from './problems.js';
 import { describeKind, describeValue, keyPath } from './problems.js';
@@ -33,6 +33,7 @@ const KNOWN_FIELDS = [
   // Front doors (protocols/): replayed reasoning for endpoints that need it.
   'reasoning_replay',
   ...POOL_FIELDS,
+  'price',
 ] as const;
 
 /** An environment variable an endpoint needs but that is unset or empty. */
@@ -130,6 +131,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   const reasoningReplay = reader.boolean('reasoning_replay');
   const headers = readHeaders(reader);
   const params = reader.object('params') ?? {};
+  const price = readPrice(reader);
   warnUnknownFields(raw, at, ctx.sink);
 
   if (ctx.sink.errorCount > errorsBefore) return null;
@@ -153,6 +155,7 @@ export function validateEndpoint(raw: unknown, at: string, ctx: EndpointContext)
   if (prefill !== undefined) endpoint.prefill = prefill;
   if (reasoningReplay !== undefined) endpoint.reasoningReplay = reasoningReplay;
   Object.assign(endpoint, spread);
+  if (price !== undefined) endpoint.price = price;
 
   const missing = [...apikey.missing, ...baseurl.missing, ...model.missing, ...headers.missing];
   return keyList ? { endpoint, missing, at, keys: keyList } : { endpoint, missing, at };
@@ -280,6 +283,27 @@ function readBaseUrl(reader: FieldReader): Interpolated<string> | undefined {
     return undefined;
   }
   return { value, missing: [] };
+}
+
+/** `price: {input, output}` in USD per million tokens; both are needed so a cost is never half a guess. */
+function readPrice(reader: FieldReader): EndpointPrice | undefined {
+  const raw = reader.object('price');
+  if (raw === undefined) return undefined;
+  const sink = reader.context.sink;
+  const at = reader.path('price');
+  const read = (key: 'input' | 'output'): number | undefined => {
+    const value = raw[key];
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+    const why = value === undefined ? 'required' : `expected a number >= 0, got ${describeValue(value)}`;
+    sink.error(keyPath(at, key), `${why} (USD per million ${key} tokens)`);
+    return undefined;
+  };
+  const input = read('input');
+  const output = read('output');
+  for (const key of Object.keys(raw)) {
+    if (key !== 'input' && key !== 'output') sink.warning(keyPath(at, key), 'unknown field, ignored (price has input and output)');
+  }
+  return input !== undefined && output !== undefined ? { input, output } : undefined;
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

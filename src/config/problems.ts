@@ -10,6 +10,8 @@ export interface ConfigProblem {
   path: string;
   message: string;
   severity: 'error' | 'warning';
+  /** Set when an endpoint is skipped because these `${VAR}`s are unset: callers may sum these up per group. */
+  missingEnv?: string[];
 }
 
 /**
@@ -29,8 +31,8 @@ export class ProblemSink {
     this.problems.push({ file: this.file, path, message, severity: 'error' });
   }
 
-  warning(path: string, message: string): void {
-    this.problems.push({ file: this.file, path, message, severity: 'warning' });
+  warning(path: string, message: string, missingEnv?: string[]): void {
+    this.problems.push({ file: this.file, path, message, severity: 'warning', ...(missingEnv ? { missingEnv } : {}) });
   }
 
   get errorCount(): number {

@@ -187,7 +187,7 @@ function separateSkipped(drafts: EndpointDraft[], sink: ProblemSink): Pick<Group
     const vars = [...new Set(missing.map((m) => m.variable))];
     skipped.push({ name: endpoint.name, reason: `missing env ${vars.join(', ')}` });
     const subject = vars.length === 1 ? `environment variable ${vars[0]} is` : `environment variables ${vars.join(', ')} are`;
-    sink.warning(missing[0]?.path ?? at, `${subject} not set or empty; endpoint "${endpoint.name}" is skipped`);
+    sink.warning(missing[0]?.path ?? at, `${subject} not set or empty; endpoint "${endpoint.name}" is skipped`, vars);
   }
   return { endpoints, skipped };
 }

@@ -2,7 +2,7 @@
  * Consumers that watch requests go by without steering them: the logger,
  * `/status`, `/metrics`. They see every engine event with its request context.
  */
-import type { ChatMessage, EngineEvent } from './types.js';
+import type { ChatMessage, ChatRequest, EngineEvent } from './types.js';
 
 export interface RequestContext {
   requestId: string;
@@ -16,6 +16,8 @@ export interface RequestContext {
   repaired: boolean;
   /** The client's messages (only ever logged at debug level). */
   messages: ChatMessage[];
+  /** The whole request as the engine got it (request capture); the same object, never a copy. */
+  body?: ChatRequest;
 }
 
 export interface EngineObserver {

@@ -58,6 +58,14 @@ export interface Endpoint {
   limits?: LaneLimits;
   /** Request parameters removed before sending (some upstreams reject them). */
   drop?: string[];
+  /** USD per million tokens, for cost when the upstream reports none. The engine never reads it. */
+  price?: EndpointPrice;
+}
+
+/** Prices in USD per million tokens. */
+export interface EndpointPrice {
+  input: number;
+  output: number;
 }
 
 export type PrefillMode = 'auto' | boolean;

@@ -7,6 +7,7 @@ import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { finalStatus } from '../core/observe.js';
 import type { EngineEvent, RequestSummary } from '../core/types.js';
 import type { AttemptRecordLine, RequestRecord } from './types.js';
+import { usageFigures, type PriceLookup } from './usage.js';
 import type { JsonlLogger, LogRecordInput } from './writer.js';
 
 type Stamped<T> = Omit<T, 'ts' | 'level'>;
@@ -26,16 +27,20 @@ interface Pending {
 export interface LogObserverOptions {
   /** Called with each finished request and its attempts (serve prints the chain line). */
   onRequest?: (request: RequestRecord, attempts: AttemptRecordLine[]) => void;
+  /** Endpoint prices, for the request line's `cost` when the upstream reports none. */
+  priceOf?: PriceLookup;
 }
 
 export class LogObserver implements EngineObserver {
   readonly #logger: JsonlLogger;
   readonly #onRequest: LogObserverOptions['onRequest'];
+  readonly #priceOf: PriceLookup | undefined;
   readonly #pending = new Map<string, Pending>();
 
   constructor(logger: JsonlLogger, options: LogObserverOptions = {}) {
     this.#logger = logger;
     this.#onRequest = options.onRequest;
+    this.#priceOf = options.priceOf;
   }
 
   onEvent(context: RequestContext, event: EngineEvent): void {
@@ -173,6 +178,8 @@ export class LogObserver implements EngineObserver {
     };
     if (context.repaired) request.repaired = true;
     if (context.api) request.api = context.api;
+    const cost = this.#costOf(context.group, summary);
+    if (cost !== null) request.cost = cost;
     if (this.#logger.enabled('debug')) {
       request.messages = context.messages;
       request.answer = pending.answer;
@@ -186,6 +193,12 @@ export class LogObserver implements EngineObserver {
         (pending.attempts ?? []).map((a) => ({ ...a, ts, level: a.ok ? 'info' : 'warn' })),
       );
     }
+  }
+
+  #costOf(group: string, summary: RequestSummary): number | null {
+    if (summary.usage === null) return null;
+    const price = summary.endpoint !== null ? this.#priceOf?.(group, summary.endpoint) : undefined;
+    return usageFigures(summary.usage, price)?.cost ?? null;
   }
 
   #write(level: 'debug' | 'info' | 'warn' | 'error', record: LogRecordInput): void {

@@ -13,6 +13,7 @@
 import { Chalk, supportsColor, supportsColorStderr, type ChalkInstance, type ColorSupportLevel } from 'chalk';
 import type { AttemptRecordLine, ConfigRecord, LogLevel, LogRecord, RequestRecord, ServerRecord } from './types.js';
 import type { EndpointStats, GroupStats } from './stats.js';
+import { formatCost } from './usage.js';
 
 /** The colour level to use on stdout or stderr, chalk's detection plus `NO_COLOR`. */
 export function colorLevelFor(stream: 'stdout' | 'stderr', env: NodeJS.ProcessEnv = process.env): ColorSupportLevel {
@@ -127,6 +128,7 @@ function requestBody(r: RequestRecord, c: ChalkInstance): string {
   parts.push(c.dim(`  ${str(r.attempts)} attempt${r.attempts === 1 ? '' : 's'}`));
   if (typeof r.ttft_ms === 'number') parts.push(c.dim(`  ttft ${formatDurationCompact(r.ttft_ms)}`));
   if (typeof r.usage?.total_tokens === 'number') parts.push(c.dim(`  ${r.usage.total_tokens} tok`));
+  if (typeof r.cost === 'number') parts.push(c.dim(`  ${formatCost(r.cost)}`));
   if (r.repaired === true) parts.push(c.dim('  repaired'));
   if (typeof r.api === 'string') parts.push(c.dim(`  via ${r.api}`));
   parts.push(c.dim(`  [${str(r.id)}]`));
@@ -259,6 +261,7 @@ export function formatRequestDetail(
   if (u !== null && u !== undefined && typeof u.total_tokens === 'number') {
     parts.push(`tokens ${u.prompt_tokens}+${u.completion_tokens}=${u.total_tokens}`);
   }
+  if (typeof request.cost === 'number') parts.push(`cost ${formatCost(request.cost)}`);
   lines.push(parts.join('  '));
   return lines;
 }

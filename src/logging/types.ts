@@ -28,6 +28,8 @@ export interface RequestRecord extends BaseRecord {
   ms: number;
   ttft_ms: number | null;
   usage: Usage | null;
+  /** USD: the upstream's `usage.cost`, else from the endpoint's `price`; absent when unknown. */
+  cost?: number;
   /** Which face produced it. */
   source: 'serve' | 'ask';
   /** The front door a request came in by (`messages`, `responses`); absent = chat. */

@@ -51,6 +51,8 @@ export interface ProxyServerOptions {
   modelMap?: readonly ModelMapping[];
   /** Extra GET routes (`/status`, `/metrics`) that need the same auth. */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
+  /** GET routes without the API key: static files that hold no data (the dashboard's page). */
+  publicRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
 
 export interface ProxyServer {
@@ -142,6 +144,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     if (!access.admit(req, res, headers, method, path)) return;
     if (method === 'OPTIONS') return sendPreflight(req, res, headers);
     if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' }, headers);
+    const open = options.publicRoutes?.[path];
+    if (method === 'GET' && open) return open(req, res, headers);
     if (keyDigests.length > 0 && !authorized(req, keyDigests)) {
       return sendError(res, 401, 'Missing or invalid API key: send Authorization: Bearer <key>', 'invalid_request_error', 'invalid_api_key', null, headers);
     }
@@ -224,6 +228,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       source: 'serve',
       repaired: parsed.repaired,
       messages: body.messages,
+      body,
     };
     const stream = body.stream === true;
     // Keeps a conversation on one key lane (sticky sessions): the client's own session header.

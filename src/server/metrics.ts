@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { endpointKey, type HealthTracker } from '../core/health.js';
 import type { EngineObserver, RequestContext } from '../core/observe.js';
 import { routingOf } from '../core/routing.js';
-import type { EngineEvent, Group } from '../core/types.js';
+import type { EngineEvent, Group, RequestSummary } from '../core/types.js';
+import type { UsageMeter } from './usage-meter.js';
 
 export type RequestOutcome = 'ok' | 'failed' | 'interrupted' | 'cancelled';
 
@@ -25,6 +26,8 @@ interface HistogramChild {
 export interface MetricsOptions {
   /** Add prom-client's process metrics (CPU, memory, event loop lag…). Default true. */
   defaultMetrics?: boolean;
+  /** Prices each answered request for the token and cost counters; without it they stay empty. */
+  usage?: UsageMeter;
 }
 
 /**
@@ -39,6 +42,9 @@ export class MetricsObserver implements EngineObserver {
   readonly #duration: Histogram<'group'>;
   readonly #ttft: Histogram<'group'>;
   readonly #inFlight: Gauge;
+  readonly #tokens: Counter<'group' | 'endpoint' | 'kind'>;
+  readonly #cost: Counter<'group' | 'endpoint'>;
+  readonly #usage: UsageMeter | undefined;
   readonly #counterChildren = new Map<string, CounterChild>();
   readonly #histogramChildren = new Map<string, HistogramChild>();
   /** Requests that started an attempt and have not ended yet. */
@@ -77,6 +83,19 @@ export class MetricsObserver implements EngineObserver {
       help: 'Requests being served right now.',
       registers,
     });
+    this.#tokens = new Counter({
+      name: 'failproxy_tokens_total',
+      help: 'Tokens of answered requests by group, answering endpoint and kind (prompt, completion, cached, reasoning; cached and reasoning are inside prompt and completion).',
+      labelNames: ['group', 'endpoint', 'kind'],
+      registers,
+    });
+    this.#cost = new Counter({
+      name: 'failproxy_cost_usd_total',
+      help: "Cost in USD of answered requests: the upstream's usage.cost, else the endpoint's price per million tokens.",
+      labelNames: ['group', 'endpoint'],
+      registers,
+    });
+    this.#usage = options.usage;
     new Gauge({
       name: 'failproxy_endpoint_cooling',
       help: '1 while an endpoint is cooling down (skipped until its cooldown ends), else 0.',
@@ -131,12 +150,14 @@ export class MetricsObserver implements EngineObserver {
         if (event.summary.ttftMs !== null)
           this.#histogram(this.#ttft, 't', context.group).observe(event.summary.ttftMs / 1000);
         this.#end(context, 'ok', event.summary.endpoint, event.summary.ms);
+        this.#countUsage(context.group, event.summary);
         return;
       case 'failed':
         this.#end(context, 'failed', null, event.summary.ms);
         return;
       case 'interrupted':
         this.#end(context, 'interrupted', event.summary.endpoint, event.summary.ms);
+        this.#countUsage(context.group, event.summary);
         return;
       case 'cancelled':
         this.#end(context, 'cancelled', event.summary.endpoint, null);
@@ -156,6 +177,24 @@ export class MetricsObserver implements EngineObserver {
     if (this.#open.delete(context.requestId)) this.#inFlight.dec();
     this.#request(context.group, endpoint ?? '', outcome).inc();
     if (ms !== null) this.#histogram(this.#duration, 'd', context.group).observe(ms / 1000);
+  }
+
+  #countUsage(group: string, summary: RequestSummary): void {
+    const endpoint = summary.endpoint;
+    const figures = endpoint !== null ? this.#usage?.figuresOf(group, summary) : null;
+    if (!figures || endpoint === null) return;
+    const kinds = [
+      ['prompt', figures.prompt_tokens],
+      ['completion', figures.completion_tokens],
+      ['cached', figures.cached_tokens],
+      ['reasoning', figures.reasoning_tokens],
+    ] as const;
+    for (const [kind, n] of kinds) {
+      if (n > 0) cached(this.#counterChildren, `t\u0000${group}\u0000${endpoint}\u0000${kind}`, () => this.#tokens.labels({ group, endpoint, kind })).inc(n);
+    }
+    if (figures.cost !== null && figures.cost > 0) {
+      cached(this.#counterChildren, `c\u0000${group}\u0000${endpoint}`, () => this.#cost.labels({ group, endpoint })).inc(figures.cost);
+    }
   }
 
   #request(group: string, endpoint: string, outcome: RequestOutcome): CounterChild {

@@ -1,6 +1,6 @@
 /**
- * `/status` and `/metrics` (SPEC §4): observers that watch engine events, and
- * the GET routes that show what they saw. The server gives these routes the
+ * `/status`, `/metrics` and the dashboard (`/ui`, `/ui/events`): observers
+ * that watch engine events, and the GET routes that show what they saw. The server gives these routes the
  * same API-key check as the proxy routes.
  */
 import type { EngineObserver } from '../core/observe.js';
@@ -9,10 +9,21 @@ import type { Group } from '../core/types.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, type Headers } from './http.js';
 import { MetricsObserver, type MetricsOptions } from './metrics.js';
-import { StatusObserver, buildStatus } from './status.js';
+import { StatusObserver, buildStatus, type StatusBody } from './status.js';
+import { UsageMeter } from './usage-meter.js';
+import { LiveEvents } from './events.js';
+import { RequestFeed } from './feed.js';
+import { uiAssetRoutes } from './ui-assets.js';
+import { priceLookup } from '../logging/usage.js';
 
 export interface Observability {
   observers: EngineObserver[];
+  /** The `/status` body as of now. */
+  status: () => StatusBody;
+  /** The dashboard's files (no key needed: they hold no data). */
+  publicRoutes: Observability['routes'];
+  /** End the live event streams, so no open dashboard holds a shutdown. */
+  close(): void;
   routes: Record<string, (req: IncomingMessage, res: ServerResponse, headers: Headers) => void | Promise<void>>;
 }
 
@@ -23,15 +34,23 @@ export interface Observability {
 export function createObservability(
   health: HealthTracker,
   groups: () => Group[],
-  options: MetricsOptions = {},
+  options: MetricsOptions & { liveIntervalMs?: number } = {},
 ): Observability {
   const startedAt = Date.now();
   const status = new StatusObserver();
-  const metrics = new MetricsObserver(health, groups, options);
+  const usage = new UsageMeter(priceLookup(groups));
+  const metrics = new MetricsObserver(health, groups, { ...options, usage });
+  const feed = new RequestFeed(usage);
+  const statusNow = (): StatusBody => buildStatus(health, groups(), status, startedAt, Date.now(), usage);
+  const live = new LiveEvents({ feed, status: statusNow, ...(options.liveIntervalMs !== undefined ? { intervalMs: options.liveIntervalMs } : {}) });
   return {
-    observers: [status, metrics],
+    observers: [status, usage, metrics, feed],
+    status: statusNow,
+    publicRoutes: uiAssetRoutes(),
+    close: () => live.close(),
     routes: {
-      '/status': (_req, res, headers) => sendJson(res, 200, buildStatus(health, groups(), status, startedAt), headers),
+      '/ui/events': live.handle,
+      '/status': (_req, res, headers) => sendJson(res, 200, statusNow(), headers),
       '/metrics': async (_req, res, headers) => {
         const { contentType, body } = await metrics.scrape();
         if (res.headersSent || res.destroyed) return;

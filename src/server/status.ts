@@ -8,6 +8,8 @@ import { redactSecrets } from '../core/redact.js';
 import { routingOf } from '../core/routing.js';
 import type { Endpoint, EngineEvent, FailureClass, Group } from '../core/types.js';
 import { percentile } from '../logging/stats.js';
+import { emptyTotals, type UsageTotals } from '../logging/usage.js';
+import { sumTotals, type UsageMeter } from './usage-meter.js';
 
 /** How far back the per-endpoint window reaches. */
 export const STATUS_WINDOW_MS = 5 * 60_000;
@@ -57,10 +59,12 @@ export interface EndpointStatus {
   lane?: string;
   /** Requests running on the lane now (key pools and lanes with limits). */
   in_flight?: number;
+  /** Tokens and cost of the requests it answered since the server started. */
+  usage: UsageTotals;
 }
 
 export interface StatusBody {
-  groups: Array<{ name: string; endpoints: EndpointStatus[]; skipped: Array<{ name: string; reason: string }> }>;
+  groups: Array<{ name: string; endpoints: EndpointStatus[]; skipped: Array<{ name: string; reason: string }>; usage: UsageTotals }>;
   uptime_s: number;
   /** Whether cooldown state is shared with other instances (`serve --redis`) and how many are live. */
   health_store: HealthStoreStatus;
@@ -170,12 +174,12 @@ export function buildStatus(
   observer: StatusObserver,
   startedAt: number,
   now = Date.now(),
+  usage?: UsageMeter,
 ): StatusBody {
   observer.retain(groups);
   return {
-    groups: groups.map((group) => ({
-      name: group.name,
-      endpoints: group.endpoints.map((endpoint): EndpointStatus => {
+    groups: groups.map((group) => {
+      const endpoints = group.endpoints.map((endpoint): EndpointStatus => {
         const snap = health.snapshot(endpoint);
         return {
           name: endpoint.name,
@@ -187,10 +191,16 @@ export function buildStatus(
           consecutive_failures: snap.consecutiveFailures,
           window: observer.stats(group.name, endpoint.name),
           ...laneStatus(health, endpoint),
+          usage: usage?.endpoint(group.name, endpoint.name) ?? emptyTotals(),
         };
-      }),
-      skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
-    })),
+      });
+      return {
+        name: group.name,
+        endpoints,
+        skipped: group.skipped.map((s) => ({ name: s.name, reason: s.reason })),
+        usage: endpoints.reduce((sum, e) => sumTotals(sum, e.usage), emptyTotals()),
+      };
+    }),
     uptime_s: Math.round((now - startedAt) / 1000),
     health_store: health.storeStatus(),
   };

@@ -5,6 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { UsageRow } from '../../src/logging/usage-stats.js';
 import type { EndpointStats, GroupStats } from '../../src/logging/stats.js';
 
 export const STATS_DAY = '2025-03-14';
@@ -113,7 +114,7 @@ export function statsDayLines(): string[] {
 export const STATS_DAY_SKIPPED = 2;
 export const STATS_DAY_RECORDS = 18;
 
-export const STATS_DAY_EXPECTED: { endpoints: EndpointStats[]; groups: GroupStats[] } = {
+export const STATS_DAY_EXPECTED: { endpoints: EndpointStats[]; groups: GroupStats[]; usage: UsageRow[] } = {
   endpoints: [
     {
       group: 'nothink',
@@ -162,6 +163,8 @@ export const STATS_DAY_EXPECTED: { endpoints: EndpointStats[]; groups: GroupStat
     // ok ms [910, 2150, 61300]: ranks 2 and 3
     { group: 'think-stream', requests: 5, ok: 3, failed: 1, interrupted: 1, cancelled: 0, p50_ms: 2150, p95_ms: 61300 },
   ],
+  // No request in the fixture reports usage.
+  usage: [],
 };
 
 /** A short earlier day, so the reader sees two files. */

@@ -261,6 +261,7 @@ describe('/status', () => {
       message: null,
       consecutive_failures: 0,
       window: { successes: 0, failures: {}, p50_ms: null, p95_ms: null, ttft_p50_ms: null, ttft_p95_ms: null },
+      usage: { requests: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, reasoning_tokens: 0, cost: 0, unpriced: 0 },
     });
 
     assert.equal(await chat(base, 'flaky'), 200);

@@ -4,22 +4,21 @@
  * only the answer. Both faces read the same engine events, and the log gets
  * the same `request` / `attempt` lines as `serve` (source `ask`).
  */
-import { randomUUID } from 'node:crypto';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { InterruptedError, UsageError, WorkFailedError } from '../../core/errors.js';
-import type { RequestContext } from '../../core/observe.js';
 import type { ChatMessage, ChatRequest, EngineEvent, Group } from '../../core/types.js';
 import { groupNameOf } from '../../config/profiles.js';
 import { isEmbeddingsGroup } from '../../core/embeddings/types.js';
 import type { ConfigProblem } from '../../config/profiles.js';
 import { startDemoUpstreams, type DemoUpstreams } from '../../demo/upstreams.js';
 import { LogObserver } from '../../logging/observer.js';
+import { priceLookup } from '../../logging/usage.js';
 import { colorLevelFor, colorsFor, formatDuration } from '../../logging/pretty.js';
 import { PlainAskOutput } from '../ask/plain.js';
 import { composePrompt, readStdinPrompt } from '../ask/prompt.js';
 import type { AskRenderer } from '../ask/renderer.js';
-import { createLogger, describeProblems, loadGroupsOrFail, withCommonOptions } from '../common.js';
+import { createLogger, describeProblems, describeStartupProblems, inProcessContext, loadGroupsOrFail, withCommonOptions } from '../common.js';
 
 interface RawAskOptions {
   group?: string;
@@ -134,7 +133,7 @@ async function runAsk(words: string[], options: AskOptions): Promise<void> {
   if (options.demo && !names.includes('demo')) names.push('demo');
   const groupName = chooseGroup(names, { flag: options.group, demo: options.demo, env: process.env }, loaded.problems);
   if (options.verbose) {
-    for (const line of describeProblems(loaded.problems)) process.stderr.write(`failproxy: ${line}\n`);
+    for (const line of describeStartupProblems(loaded.groups.values(), loaded.problems, groupName)) process.stderr.write(`failproxy: ${line}\n`);
   }
 
   const prompt = composePrompt(words, await readStdinPrompt());
@@ -181,15 +180,8 @@ async function askGroup(group: Group, body: ChatRequest, options: AskOptions): P
     logErrorShown = true;
     process.stderr.write(`failproxy: cannot write the log: ${err.message}\n`);
   });
-  const observer = new LogObserver(logger);
-  const context: RequestContext = {
-    requestId: randomUUID(),
-    group: group.name,
-    stream: body.stream === true,
-    source: 'ask',
-    repaired: false,
-    messages: body.messages,
-  };
+  const observer = new LogObserver(logger, { priceOf: priceLookup(() => [group]) });
+  const context = inProcessContext(group.name, body);
   const controller = new AbortController();
   // Not `once`: Ink's signal-exit kills the process on SIGINT when no other listener is left.
   const onSigint = () => controller.abort(new InterruptedError());

@@ -3,6 +3,7 @@
  * JSONL logs. Results go to stdout, diagnostics (missing file, skipped lines)
  * to stderr; nothing here ends the process.
  */
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { UsageError, WorkFailedError } from '../../core/errors.js';
 import { isLogLevel, levelEnabled } from '../../logging/level.js';
@@ -16,6 +17,9 @@ import {
   scanLogFile,
 } from '../../logging/reader.js';
 import { computeGroupStats, computeStats } from '../../logging/stats.js';
+import { captureFile } from '../../server/capture.js';
+import { resolveCaptureDir } from '../common.js';
+import { computeUsage, formatUsageTable, parseSince, USAGE_BY, type UsageBy } from '../../logging/usage-stats.js';
 import type { AttemptRecordLine, LogLevel, LogRecord, RequestRecord } from '../../logging/types.js';
 
 interface Output {
@@ -42,6 +46,9 @@ interface RawLogsOptions {
   level?: string;
   request?: string;
   stats?: boolean;
+  capture?: string;
+  since?: string;
+  by?: string;
   json?: boolean;
   logDir?: string;
 }
@@ -58,6 +65,9 @@ interface LogsOptions {
   level: LogLevel | undefined;
   request: string | undefined;
   stats: boolean;
+  /** `--stats` over every record from this moment on (several days' files). */
+  since: Date | undefined;
+  by: UsageBy;
   json: boolean;
 }
 
@@ -99,8 +109,20 @@ function normalizeOptions(raw: RawLogsOptions, env: NodeJS.ProcessEnv, now: Date
     level,
     request: raw.request,
     stats: raw.stats === true,
+    since: undefined,
+    by: 'group',
     json: raw.json === true,
   };
+  if (raw.since !== undefined) {
+    opts.since = parseSince(raw.since, now) ?? undefined;
+    if (opts.since === undefined) throw new UsageError(`invalid --since "${raw.since}": expected 90m, 12h, 7d or a day as YYYY-MM-DD`);
+    if (opts.dateGiven) throw new UsageError('--since cannot be combined with --date');
+  }
+  if (raw.by !== undefined) {
+    if (!(USAGE_BY as readonly string[]).includes(raw.by)) throw new UsageError(`invalid --by "${raw.by}": expected group, endpoint or day`);
+    opts.by = raw.by as UsageBy;
+  }
+  if ((opts.since !== undefined || raw.by !== undefined) && !opts.stats) throw new UsageError('--since and --by go with --stats');
   if (opts.follow && opts.stats) throw new UsageError('-f cannot be combined with --stats');
   if (opts.follow && opts.request !== undefined) throw new UsageError('-f cannot be combined with --request');
   if (opts.follow && opts.dateGiven && localDateString(day) !== localDateString(now)) {
@@ -146,7 +168,10 @@ class LogsRun {
   readonly #deps: RunDeps;
   readonly #matches: (r: LogRecord) => boolean;
 
-  constructor(opts: LogsOptions, deps: RunDeps) {
+  readonly #capture: string | undefined;
+
+  constructor(opts: LogsOptions, deps: RunDeps, capture?: string) {
+    this.#capture = capture;
     this.#opts = opts;
     this.#deps = deps;
     this.#matches = matcher(opts);
@@ -252,26 +277,37 @@ class LogsRun {
 
   async #showStats(): Promise<void> {
     const opts = this.#opts;
-    const file = logFileFor(opts.dir, opts.day);
+    const since = opts.since;
+    const days = since === undefined ? [localDateString(opts.day)] : (await listLogDates(opts.dir)).filter((d) => d >= localDateString(since));
     const records: LogRecord[] = [];
-    const { found } = await this.#scan(file, (r) => {
-      if ((r.event === 'attempt' || r.event === 'request') && this.#matches(r)) records.push(r);
-    });
-    if (!found) {
-      this.#note(`no log file for ${localDateString(opts.day)} (${file})`);
+    let found = 0;
+    for (const day of days) {
+      const file = logFileFor(opts.dir, parseDate(day));
+      const scanned = await this.#scan(file, (r) => {
+        if (r.event !== 'attempt' && r.event !== 'request') return;
+        if (since !== undefined && !(Date.parse(r.ts) >= since.getTime())) return;
+        if (this.#matches(r)) records.push(r);
+      });
+      if (scanned.found) found++;
+    }
+    const where = since === undefined ? logFileFor(opts.dir, opts.day) : `${opts.dir} since ${since.toISOString()}`;
+    if (found === 0) {
+      this.#note(since === undefined ? `no log file for ${localDateString(opts.day)} (${where})` : `no log files in ${where}`);
       return;
     }
     const endpoints = computeStats(records);
     const groups = computeGroupStats(records);
+    const usage = computeUsage(records, opts.by);
     if (opts.json) {
-      this.#deps.stdout.write(JSON.stringify({ endpoints, groups }, null, 2) + '\n');
+      this.#deps.stdout.write(JSON.stringify({ endpoints, groups, usage }, null, 2) + '\n');
       return;
     }
     if (endpoints.length === 0 && groups.length === 0) {
-      this.#note(`no attempts or requests in ${file}`);
+      this.#note(`no attempts or requests in ${where}`);
       return;
     }
-    this.#out(formatStatsTable(endpoints, groups, this.#colors()));
+    const c = this.#colors();
+    this.#out([...formatStatsTable(endpoints, groups, c), ...(usage.length > 0 ? ['', ...formatUsageTable(usage, opts.by, c)] : [])]);
   }
 
   /** The days to search for a request: the chosen one, or today and then older days, newest first. */
@@ -305,6 +341,10 @@ class LogsRun {
         this.#deps.stdout.write(JSON.stringify(chain, null, 2) + '\n');
       } else {
         this.#out(formatRequestDetail(id, attempts, request, this.#colors()));
+        const dir = resolveCaptureDir(this.#capture, this.#deps.env);
+        const file = captureFile(dir, id);
+        const found = file !== null && existsSync(file);
+        this.#out([found ? `  capture: ${file} (failproxy replay ${id})` : `  no capture in ${dir}`]);
       }
       return;
     }
@@ -328,7 +368,10 @@ export function logsCommand(deps: LogsCommandDeps = {}): Command {
     .option('--endpoint <E>', 'only records of this endpoint')
     .option('--level <L>', 'only records at this level or above (debug, info, warn, error)')
     .option('--request <ID>', "show one request's failover chain")
-    .option('--stats', 'per endpoint: requests, success rate, failures by class, p50/p95 latency and ttft')
+    .option('--capture <DIR>', 'with --request: where serve --capture saved requests (default $FAILPROXY_CAPTURE_DIR or ./captures)')
+    .option('--stats', 'per endpoint: requests, success rate, failures by class, p50/p95 latency and ttft; tokens and cost')
+    .option('--since <WHEN>', 'with --stats: from 90m, 12h, 7d ago or a day YYYY-MM-DD until now (several days)')
+    .option('--by <KEY>', 'with --stats: sum tokens and cost by group, endpoint or day (default group)')
     .option('--json', 'print records (or stats) as JSON; JSON Lines with -f')
     .option('--log-dir <DIR>', 'log directory (default $FAILPROXY_LOG_DIR or ./logs)')
     .option('--profiles <DIR>', 'profiles directory (not used by this command)')
@@ -343,6 +386,6 @@ export function logsCommand(deps: LogsCommandDeps = {}): Command {
         stderr: deps.stderr ?? process.stderr,
         env,
         now,
-      }).run();
+      }, raw.capture).run();
     });
 }

@@ -4,6 +4,7 @@
  * what it serves, reloads profiles on change, and shuts down gracefully.
  */
 import type { Server } from 'node:http';
+import path from 'node:path';
 import { Command } from 'commander';
 import { FailoverEngine } from '../../core/engine.js';
 import { ConfigError } from '../../core/errors.js';
@@ -13,15 +14,17 @@ import { redactSecrets, registerSecrets } from '../../core/redact.js';
 import type { Group } from '../../core/types.js';
 import { formatProblem, watchProfiles, type ProfileUpdate } from '../../config/profiles.js';
 import { LogObserver } from '../../logging/observer.js';
+import { priceLookup } from '../../logging/usage.js';
 import { colorsFor, formatChain } from '../../logging/pretty.js';
 import type { JsonlLogger } from '../../logging/writer.js';
 import type { Refusal } from '../../server/access.js';
 import { parseModelMapping, type ModelMapping } from '../../protocols/model-map.js';
 import { createProxyServer } from '../../server/app.js';
 import { createOriginPolicy, isLoopbackHost } from '../../server/origin-policy.js';
+import { CaptureObserver } from '../../server/capture.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
-import { createLogger, describeProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
+import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
 
 interface RawServeOptions {
   host: string;
@@ -34,6 +37,9 @@ interface RawServeOptions {
   redis?: string;
   redisPrefix: string;
   modelMap: string[];
+  capture?: string;
+  captureAll?: boolean;
+  captureRedactContent?: boolean;
   profiles?: string;
   logDir?: string;
 }
@@ -52,6 +58,8 @@ interface ServeOptions {
   redis: URL | undefined;
   redisPrefix: string;
   modelMap: ModelMapping[];
+  /** Request capture (failed and interrupted requests, or all); undefined = off. */
+  capture: { dir: string; all: boolean; redactContent: boolean } | undefined;
   profiles: string | undefined;
   logDir: string | undefined;
 }
@@ -71,7 +79,10 @@ export function serveCommand(): Command {
       .option('--model-map <pattern=group>', 'serve client model names (e.g. claude-sonnet-*) from a group on /v1/messages and /v1/responses (repeatable)', collect, [])
       .option('--demo', 'add a built-in "demo" group whose upstreams fail on purpose')
       .option('--redis <url>', 'share endpoint health with other instances through this Redis (also $FAILPROXY_REDIS_URL)')
-      .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:'),
+      .option('--redis-prefix <prefix>', 'namespace for the Redis keys (also $FAILPROXY_REDIS_PREFIX)', process.env.FAILPROXY_REDIS_PREFIX ?? 'failproxy:')
+      .option('--capture <dir>', 'save the body of each failed or interrupted request here, redacted, for `failproxy replay`')
+      .option('--capture-all', 'with --capture: save answered requests too')
+      .option('--capture-redact-content', 'with --capture: leave message text out (only its length is kept)'),
   ).action(async (raw: RawServeOptions) => serve(resolveOptions(raw)));
 }
 
@@ -94,6 +105,7 @@ function resolveOptions(raw: RawServeOptions): ServeOptions {
       if (!mapping) throw new ConfigError(`--model-map expects PATTERN=GROUP (e.g. 'claude-sonnet-*=think-stream'), got "${text}"`);
       return mapping;
     }),
+    capture: raw.capture !== undefined ? { dir: path.resolve(raw.capture), all: raw.captureAll === true, redactContent: raw.captureRedactContent === true } : undefined,
     profiles: raw.profiles,
     logDir: raw.logDir,
   };
@@ -111,7 +123,7 @@ async function serve(options: ServeOptions): Promise<void> {
   const policy = createOriginPolicy({ corsOrigins: options.corsOrigins, allowedHosts: options.allowedHosts });
   const err = (line: string): void => void process.stderr.write(`${line}\n`);
   const loaded = await loadGroupsOrFail(options.profiles, options.demo);
-  for (const line of describeProblems(loaded.problems)) err(line);
+  for (const line of describeStartupProblems(loaded.groups.values(), loaded.problems)) err(line);
 
   const registry = new GroupRegistry(loaded.groups.values());
   const demo = options.demo ? await (await import('../../demo/upstreams.js')).startDemoUpstreams() : undefined;
@@ -131,10 +143,28 @@ async function serve(options: ServeOptions): Promise<void> {
   const stderrColors = colorsFor('stderr');
   const observers: EngineObserver[] = [
     new LogObserver(logger, {
+      priceOf: priceLookup(() => registry.all()),
       ...(process.stderr.isTTY ? { onRequest: (request, attempts) => err(formatChain(request, attempts, stderrColors)) } : {}),
     }),
     ...observability.observers,
   ];
+  if (options.capture) {
+    let warned = false;
+    let capture: CaptureObserver;
+    try {
+      capture = new CaptureObserver({
+        ...options.capture,
+        onError: (e) => {
+          if (!warned) err(`warning: cannot write request captures: ${e.message}`);
+          warned = true;
+        },
+      });
+    } catch (e) {
+      throw new ConfigError(`--capture ${options.capture.dir}: ${(e as Error).message}`);
+    }
+    observers.push(capture);
+    err(`capturing ${options.capture.all ? 'every request' : 'failed and interrupted requests'}${options.capture.redactContent ? ' (message text redacted)' : ''} in ${options.capture.dir}`);
+  }
   const proxy = createProxyServer({
     engine,
     groups: registry,
@@ -146,8 +176,11 @@ async function serve(options: ServeOptions): Promise<void> {
     modelMap: options.modelMap,
     observers,
     extraRoutes: observability.routes,
+    publicRoutes: observability.publicRoutes,
   });
 
+  // Listening for the signal before the banner: a SIGTERM right after start still shuts down gracefully.
+  const stopSignal = waitForStopSignal();
   await listen(proxy.server, options.port, options.host);
   const address = proxy.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
@@ -169,7 +202,8 @@ async function serve(options: ServeOptions): Promise<void> {
     onError: (e) => err(`warning: profile watching stopped: ${e.message}`),
   });
 
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
+  observability.close();
   err(`\n${signal}: finishing ${proxy.inFlight()} in-flight request(s) (up to 30 s)...`);
   watcher.close();
   await proxy.shutdown(30_000);
@@ -253,7 +287,7 @@ function applyUpdate(update: ProfileUpdate, registry: GroupRegistry, logger: Jso
 }
 
 function printBanner(url: string, groups: Group[]): void {
-  const out: string[] = [`FailProxy listening on ${url}`, ''];
+  const out: string[] = [`FailProxy listening on ${url}`, `Dashboard: ${url.replace(/\/v1$/, '/ui')}`, ''];
   const width = Math.max(...groups.map((g) => g.name.length), 5);
   for (const group of groups) {
     const total = group.endpoints.length + group.skipped.length;
