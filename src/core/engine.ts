@@ -11,7 +11,7 @@
  * hedging, probes) and the stream after commit (after-commit.ts: forwarding,
  * resume, finish). This file wires them and owns the request's lifetime.
  */
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { finishCommitted } from './after-commit.js';
 import { Cancellation } from './cancellation.js';
 import { ClientStream } from './client-stream.js';
@@ -22,6 +22,7 @@ import { RequestState, type EngineRequest } from './request-state.js';
 import { RetryBudget } from './resilience.js';
 import type { AttemptOutcome } from './runner.js';
 import type { EngineEvent, Group } from './types.js';
+import { createUpstreamAgent } from './upstream-target.js';
 
 export type { EngineRequest } from './request-state.js';
 
@@ -44,14 +45,7 @@ export class FailoverEngine {
   constructor(options: EngineOptions = {}) {
     this.health = options.health ?? new HealthTracker();
     this.#ownsDispatcher = options.dispatcher === undefined;
-    // Our own watchdog bounds every phase (attempt.ts); undici's 300 s defaults
-    // would otherwise kill long reasoning calls on their own schedule. Idle
-    // sockets are kept for an upstream's `Keep-Alive: timeout=` hint less 2 s
-    // (undici's threshold), else 4 s: under uvicorn's 5 s, so a stale socket
-    // (and its resend, socket-reuse.ts) stays rare.
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 4_000 });
+    this.#dispatcher = options.dispatcher ?? createUpstreamAgent();
   }
 
   /** Serve one request through its group. Always ends with done, interrupted, failed or cancelled. */

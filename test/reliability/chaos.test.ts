@@ -287,7 +287,7 @@ before(async () => {
     headersTimeout: 0,
     bodyTimeout: 0,
     connect: { timeout: 30_000 },
-    keepAliveTimeout: 10_000,
+    keepAliveTimeout: 4_000,
   });
   engine = new FailoverEngine({ dispatcher: upstreamAgent, health: new NeverCooling() });
   logger = new JsonlLogger({ dir: await mkdtemp(path.join(tmpdir(), 'failproxy-chaos-')), level: 'info' });

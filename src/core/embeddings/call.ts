@@ -6,8 +6,8 @@
 import type { Dispatcher } from 'undici';
 import type { Cancellation } from '../cancellation.js';
 import { classifyTransportError, failureFromResponse, parseRetryAfter } from '../classify.js';
-import { adapterFor } from '../providers/index.js';
 import type { Failure } from '../types.js';
+import { upstreamHeaders } from '../upstream-target.js';
 import { judgeEmbeddingsBody, type ValidAnswer } from './answer.js';
 import type { EmbeddingInput, EmbeddingsEndpoint } from './types.js';
 
@@ -50,14 +50,7 @@ export async function callEmbeddings(dispatcher: Dispatcher, spec: CallSpec): Pr
   const { endpoint, cancel } = spec;
   if (cancel.aborted) return { kind: 'cancelled' };
   const url = new URL(`${endpoint.baseurl}/embeddings`);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: 'application/json',
-    'user-agent': 'failproxy',
-    ...adapterFor(endpoint.type).headers(endpoint),
-    ...endpoint.headers,
-  };
-  if (endpoint.apikey !== '') headers.authorization = `Bearer ${endpoint.apikey}`;
+  const headers = upstreamHeaders(endpoint, 'application/json');
   const controller = new AbortController();
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -11,11 +11,12 @@
  * `/metrics` show embeddings requests like chat ones.
  */
 import { performance } from 'node:perf_hooks';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { Cancellation } from '../cancellation.js';
 import { HealthTracker } from '../health.js';
 import { buildAllFailed } from '../outcome.js';
 import { registerSecrets } from '../redact.js';
+import { createUpstreamAgent } from '../upstream-target.js';
 import { resolveOptions, RetryBudget } from '../resilience.js';
 import type {
   AttemptRecord,
@@ -101,9 +102,7 @@ export class EmbeddingsEngine {
   constructor(options: EmbeddingsEngineOptions = {}) {
     this.health = options.health ?? new HealthTracker();
     this.#ownsDispatcher = options.dispatcher === undefined;
-    this.#dispatcher =
-      options.dispatcher ??
-      new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 30_000 }, keepAliveTimeout: 10_000 });
+    this.#dispatcher = options.dispatcher ?? createUpstreamAgent();
   }
 
   /** The group's cache, or null when it has none. */
