@@ -105,15 +105,13 @@ export function formatTokens(n: number): string {
   return `${(n / 1_000_000).toFixed(n < 10_000_000 ? 2 : 1)}M`;
 }
 
-/** Prices by group and endpoint from the live groups, for observers that only see names. */
+/**
+ * Prices by group and endpoint from the live groups, for observers that only
+ * see names. `groupOf` is a lookup by name (a Map's `get`): this runs for
+ * every answered request.
+ */
 export function priceLookup(
-  groups: () => Iterable<{ name: string; endpoints: ReadonlyArray<{ name: string; price?: EndpointPrice }> }>,
+  groupOf: (name: string) => { endpoints: ReadonlyArray<{ name: string; price?: EndpointPrice }> } | undefined,
 ): PriceLookup {
-  return (group, endpoint) => {
-    for (const g of groups()) {
-      if (g.name !== group) continue;
-      return g.endpoints.find((e) => e.name === endpoint)?.price;
-    }
-    return undefined;
-  };
+  return (group, endpoint) => groupOf(group)?.endpoints.find((e) => e.name === endpoint)?.price;
 }

@@ -16,11 +16,32 @@ export type RequestOutcome = 'ok' | 'failed' | 'interrupted' | 'cancelled';
 const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
 const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
 
-interface CounterChild {
-  inc(value?: number): void;
-}
 interface HistogramChild {
   observe(value: number): void;
+}
+
+/**
+ * Counts kept as plain numbers on the hot path and handed to prom-client when
+ * scraped: its `inc` hashes and validates the label set on every call, even
+ * through a child from `labels()`.
+ */
+class Tally<L extends string> {
+  readonly #counts = new Map<string, { labels: Partial<Record<L, string>>; value: number }>();
+
+  add(key: string, labels: () => Partial<Record<L, string>>, value = 1): void {
+    const count = this.#counts.get(key);
+    if (count !== undefined) count.value += value;
+    else this.#counts.set(key, { labels: labels(), value });
+  }
+
+  /** Moves what was counted since the last scrape into `counter`. */
+  flushInto(counter: Counter<L>): void {
+    for (const count of this.#counts.values()) {
+      if (count.value === 0) continue;
+      counter.inc(count.labels, count.value);
+      count.value = 0;
+    }
+  }
 }
 
 export interface MetricsOptions {
@@ -31,9 +52,10 @@ export interface MetricsOptions {
 }
 
 /**
- * Watches engine events on the hot path, so it stays cheap: label children are
- * cached per label set, `chunk` events return at once, and per-endpoint
- * cooling state is read from the health tracker only when scraped.
+ * Watches engine events on the hot path, so it stays cheap: counts are plain
+ * numbers until scraped, histogram children are cached per label set, `chunk`
+ * events return at once, and per-endpoint cooling state is read from the
+ * health tracker only when scraped.
  */
 export class MetricsObserver implements EngineObserver {
   readonly registry = new Registry();
@@ -45,7 +67,10 @@ export class MetricsObserver implements EngineObserver {
   readonly #tokens: Counter<'group' | 'endpoint' | 'kind'>;
   readonly #cost: Counter<'group' | 'endpoint'>;
   readonly #usage: UsageMeter | undefined;
-  readonly #counterChildren = new Map<string, CounterChild>();
+  readonly #requestCounts = new Tally<'group' | 'endpoint' | 'outcome'>();
+  readonly #attemptCounts = new Tally<'group' | 'endpoint' | 'result'>();
+  readonly #tokenCounts = new Tally<'group' | 'endpoint' | 'kind'>();
+  readonly #costCounts = new Tally<'group' | 'endpoint'>();
   readonly #histogramChildren = new Map<string, HistogramChild>();
   /** Requests that started an attempt and have not ended yet. */
   readonly #open = new Set<string>();
@@ -57,12 +82,14 @@ export class MetricsObserver implements EngineObserver {
       help: 'Proxied requests by group, answering endpoint ("" when none) and outcome.',
       labelNames: ['group', 'endpoint', 'outcome'],
       registers,
+      collect: () => this.#requestCounts.flushInto(this.#requests),
     });
     this.#attempts = new Counter({
       name: 'failproxy_attempts_total',
       help: 'Upstream attempts by group, endpoint and result (ok or the failure class).',
       labelNames: ['group', 'endpoint', 'result'],
       registers,
+      collect: () => this.#attemptCounts.flushInto(this.#attempts),
     });
     this.#duration = new Histogram({
       name: 'failproxy_request_duration_seconds',
@@ -88,12 +115,14 @@ export class MetricsObserver implements EngineObserver {
       help: 'Tokens of answered requests by group, answering endpoint and kind (prompt, completion, cached, reasoning; cached and reasoning are inside prompt and completion).',
       labelNames: ['group', 'endpoint', 'kind'],
       registers,
+      collect: () => this.#tokenCounts.flushInto(this.#tokens),
     });
     this.#cost = new Counter({
       name: 'failproxy_cost_usd_total',
       help: "Cost in USD of answered requests: the upstream's usage.cost, else the endpoint's price per million tokens.",
       labelNames: ['group', 'endpoint'],
       registers,
+      collect: () => this.#costCounts.flushInto(this.#cost),
     });
     this.#usage = options.usage;
     new Gauge({
@@ -125,7 +154,12 @@ export class MetricsObserver implements EngineObserver {
         for (const group of groups()) {
           for (const endpoint of group.endpoints) {
             if (endpoint.pool === undefined && endpoint.limits === undefined) continue;
-            const labels = { group: group.name, endpoint: endpoint.name, pool: endpoint.pool ?? endpoint.name, lane: endpoint.lane ?? '' };
+            const labels = {
+              group: group.name,
+              endpoint: endpoint.name,
+              pool: endpoint.pool ?? endpoint.name,
+              lane: endpoint.lane ?? '',
+            };
             this.set(labels, limits.inflight(endpointKey(endpoint)));
           }
         }
@@ -143,10 +177,10 @@ export class MetricsObserver implements EngineObserver {
         }
         return;
       case 'attempt_failed':
-        this.#attempt(context.group, event.endpoint, event.failure.class).inc();
+        this.#attempt(context.group, event.endpoint, event.failure.class);
         return;
       case 'done':
-        if (event.summary.endpoint !== null) this.#attempt(context.group, event.summary.endpoint, 'ok').inc();
+        if (event.summary.endpoint !== null) this.#attempt(context.group, event.summary.endpoint, 'ok');
         if (event.summary.ttftMs !== null)
           this.#histogram(this.#ttft, 't', context.group).observe(event.summary.ttftMs / 1000);
         this.#end(context, 'ok', event.summary.endpoint, event.summary.ms);
@@ -175,7 +209,7 @@ export class MetricsObserver implements EngineObserver {
 
   #end(context: RequestContext, outcome: RequestOutcome, endpoint: string | null, ms: number | null): void {
     if (this.#open.delete(context.requestId)) this.#inFlight.dec();
-    this.#request(context.group, endpoint ?? '', outcome).inc();
+    this.#request(context.group, endpoint ?? '', outcome);
     if (ms !== null) this.#histogram(this.#duration, 'd', context.group).observe(ms / 1000);
   }
 
@@ -190,23 +224,19 @@ export class MetricsObserver implements EngineObserver {
       ['reasoning', figures.reasoning_tokens],
     ] as const;
     for (const [kind, n] of kinds) {
-      if (n > 0) cached(this.#counterChildren, `t\u0000${group}\u0000${endpoint}\u0000${kind}`, () => this.#tokens.labels({ group, endpoint, kind })).inc(n);
+      if (n > 0) this.#tokenCounts.add(`${group}\u0000${endpoint}\u0000${kind}`, () => ({ group, endpoint, kind }), n);
     }
     if (figures.cost !== null && figures.cost > 0) {
-      cached(this.#counterChildren, `c\u0000${group}\u0000${endpoint}`, () => this.#cost.labels({ group, endpoint })).inc(figures.cost);
+      this.#costCounts.add(`${group}\u0000${endpoint}`, () => ({ group, endpoint }), figures.cost);
     }
   }
 
-  #request(group: string, endpoint: string, outcome: RequestOutcome): CounterChild {
-    return cached(this.#counterChildren, `r\u0000${group}\u0000${endpoint}\u0000${outcome}`, () =>
-      this.#requests.labels({ group, endpoint, outcome }),
-    );
+  #request(group: string, endpoint: string, outcome: RequestOutcome): void {
+    this.#requestCounts.add(`${group}\u0000${endpoint}\u0000${outcome}`, () => ({ group, endpoint, outcome }));
   }
 
-  #attempt(group: string, endpoint: string, result: string): CounterChild {
-    return cached(this.#counterChildren, `a\u0000${group}\u0000${endpoint}\u0000${result}`, () =>
-      this.#attempts.labels({ group, endpoint, result }),
-    );
+  #attempt(group: string, endpoint: string, result: string): void {
+    this.#attemptCounts.add(`${group}\u0000${endpoint}\u0000${result}`, () => ({ group, endpoint, result }));
   }
 
   #histogram(histogram: Histogram<'group'>, tag: string, group: string): HistogramChild {

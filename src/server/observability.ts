@@ -6,6 +6,7 @@
 import type { EngineObserver } from '../core/observe.js';
 import type { HealthTracker } from '../core/health.js';
 import type { Group } from '../core/types.js';
+import type { GroupRegistry } from './registry.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, type Headers } from './http.js';
 import { MetricsObserver, type MetricsOptions } from './metrics.js';
@@ -29,20 +30,25 @@ export interface Observability {
 
 /**
  * Build the observers and routes for one server. `health` is the engine's
- * tracker (read at request/scrape time); `groups` returns the live groups.
+ * tracker (read at request/scrape time); `groups` holds the live groups.
  */
 export function createObservability(
   health: HealthTracker,
-  groups: () => Group[],
+  groups: Pick<GroupRegistry, 'all' | 'get'>,
   options: MetricsOptions & { liveIntervalMs?: number } = {},
 ): Observability {
   const startedAt = Date.now();
   const status = new StatusObserver();
-  const usage = new UsageMeter(priceLookup(groups));
-  const metrics = new MetricsObserver(health, groups, { ...options, usage });
+  const usage = new UsageMeter(priceLookup((name) => groups.get(name)));
+  const all = (): Group[] => groups.all();
+  const metrics = new MetricsObserver(health, all, { ...options, usage });
   const feed = new RequestFeed(usage);
-  const statusNow = (): StatusBody => buildStatus(health, groups(), status, startedAt, Date.now(), usage);
-  const live = new LiveEvents({ feed, status: statusNow, ...(options.liveIntervalMs !== undefined ? { intervalMs: options.liveIntervalMs } : {}) });
+  const statusNow = (): StatusBody => buildStatus(health, groups.all(), status, startedAt, Date.now(), usage);
+  const live = new LiveEvents({
+    feed,
+    status: statusNow,
+    ...(options.liveIntervalMs !== undefined ? { intervalMs: options.liveIntervalMs } : {}),
+  });
   return {
     observers: [status, usage, metrics, feed],
     status: statusNow,

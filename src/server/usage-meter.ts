@@ -17,6 +17,7 @@ import {
 export class UsageMeter implements EngineObserver {
   readonly #totals = new Map<string, UsageTotals>();
   readonly #priceOf: PriceLookup;
+  readonly #priced = new WeakMap<RequestSummary, UsageFigures | null>();
 
   constructor(priceOf: PriceLookup) {
     this.#priceOf = priceOf;
@@ -35,10 +36,17 @@ export class UsageMeter implements EngineObserver {
     addUsage(totals, figures);
   }
 
-  /** One request's figures, priced by its answering endpoint. */
+  /**
+   * One request's figures, priced by its answering endpoint. The metrics, the
+   * feed and this meter all ask for the same summary: it is priced once.
+   */
   figuresOf(group: string, summary: RequestSummary): UsageFigures | null {
+    const known = this.#priced.get(summary);
+    if (known !== undefined) return known;
     const price = summary.endpoint !== null ? this.#priceOf(group, summary.endpoint) : undefined;
-    return usageFigures(summary.usage, price);
+    const figures = usageFigures(summary.usage, price);
+    this.#priced.set(summary, figures);
+    return figures;
   }
 
   /** Totals of one endpoint (zeros when it answered nothing yet). */

@@ -26,7 +26,7 @@ after(async () => {
 async function start(groups: Group[]): Promise<{ base: string; close: () => void }> {
   const engine = new FailoverEngine();
   const registry = new GroupRegistry(groups);
-  const observability = createObservability(engine.health, () => registry.all(), {
+  const observability = createObservability(engine.health, registry, {
     defaultMetrics: false,
     liveIntervalMs: 100,
   });

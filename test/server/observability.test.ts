@@ -138,7 +138,7 @@ async function upstream(...args: Parameters<typeof startFakeUpstream>): Promise<
 async function startServer(groups: Group[], apiKeys: string[] = [], defaultMetrics = false): Promise<Harness> {
   const engine = new FailoverEngine();
   const registry = new GroupRegistry(groups);
-  const observability = createObservability(engine.health, () => registry.all(), { defaultMetrics });
+  const observability = createObservability(engine.health, registry, { defaultMetrics });
   const proxy = createProxyServer({
     engine,
     groups: registry,

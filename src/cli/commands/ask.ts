@@ -180,7 +180,7 @@ async function askGroup(group: Group, body: ChatRequest, options: AskOptions): P
     logErrorShown = true;
     process.stderr.write(`failproxy: cannot write the log: ${err.message}\n`);
   });
-  const observer = new LogObserver(logger, { priceOf: priceLookup(() => [group]) });
+  const observer = new LogObserver(logger, { priceOf: priceLookup((name) => (name === group.name ? group : undefined)) });
   const context = inProcessContext(group.name, body);
   const controller = new AbortController();
   // Not `once`: Ink's signal-exit kills the process on SIGINT when no other listener is left.

@@ -53,13 +53,14 @@ async function replay(id: string, raw: RawReplayOptions): Promise<void> {
 
   const engine = new FailoverEngine();
   const logger = createLogger(raw.logDir);
-  const usage = new UsageMeter(priceLookup(() => [group]));
+  const priceOf = priceLookup((name) => (name === group.name ? group : undefined));
+  const usage = new UsageMeter(priceOf);
   const feed = new RequestFeed(usage);
   let result: FeedRequest | null = null;
   feed.subscribe((r) => (result = r));
   const body = { ...capture.request, model: group.name };
   const context = inProcessContext(group.name, body);
-  const observers = [new LogObserver(logger, { priceOf: priceLookup(() => [group]) }), feed];
+  const observers = [new LogObserver(logger, { priceOf }), feed];
   const controller = new AbortController();
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);

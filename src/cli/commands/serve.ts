@@ -139,11 +139,11 @@ async function serve(options: ServeOptions): Promise<void> {
   });
   const health = options.redis ? await sharedHealth(options.redis, options.redisPrefix, logger, err) : new HealthTracker();
   const engine = new FailoverEngine({ health });
-  const observability = createObservability(engine.health, () => registry.all());
+  const observability = createObservability(engine.health, registry);
   const stderrColors = colorsFor('stderr');
   const observers: EngineObserver[] = [
     new LogObserver(logger, {
-      priceOf: priceLookup(() => registry.all()),
+      priceOf: priceLookup((name) => registry.get(name)),
       ...(process.stderr.isTTY ? { onRequest: (request, attempts) => err(formatChain(request, attempts, stderrColors)) } : {}),
     }),
     ...observability.observers,
