@@ -12,7 +12,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Cancellation } from './cancellation.js';
-import { classifyTransportError, failureFromResponse, parseRetryAfter } from './classify.js';
+import { classifyTransportError, failureFromResponse, isConnectionRefused, parseRetryAfter } from './classify.js';
 import { dispatchWatched, type SocketWatcher } from './socket-reuse.js';
 import { targetFor } from './upstream-target.js';
 import { SseDecoder, type SseEvent } from './sse.js';
@@ -35,6 +35,26 @@ const HIGH_WATER = 64 * 1024;
 /** The connection went away before the response head. */
 const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
 
+/**
+ * An origin that refused a connection this recently fails again without a new
+ * connect: under load every request would otherwise pay for a socket, an
+ * error and its stack only to learn the same thing (the cooldown skips the
+ * endpoint only after three failures, and only that endpoint, not every
+ * endpoint on the dead host). Short, so a restarted server is tried again
+ * almost at once, and far below any cooldown, so a half-open probe connects.
+ */
+export const REFUSED_RECENTLY_MS = 250;
+
+/** When each origin last refused a connection, per dispatcher (one engine's pool). */
+const refusals = new WeakMap<Dispatcher, Map<string, number>>();
+
+function refusedRecently(dispatcher: Dispatcher, origin: string): number | null {
+  const at = refusals.get(dispatcher)?.get(origin);
+  if (at === undefined) return null;
+  const ago = performance.now() - at;
+  return ago < REFUSED_RECENTLY_MS ? ago : null;
+}
+
 /** What the response is, once its head is in. */
 type Mode = 'head' | 'error' | 'body' | 'sse' | 'done';
 
@@ -48,6 +68,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
   #phase = 'no response';
 
   #dispatcher: Dispatcher | undefined;
+  #origin = '';
   #options: Dispatcher.DispatchOptions | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   /** We ended the upstream request (cancel, watchdog, drain grace). */
@@ -94,7 +115,13 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
   open(dispatcher: Dispatcher, body: string): Promise<OpenResult> {
     if (this.#cancel.aborted) return Promise.resolve({ kind: 'cancelled' });
     const target = targetFor(this.endpoint);
+    const ago = refusedRecently(dispatcher, target.origin);
+    if (ago !== null) {
+      const message = `connection refused (ECONNREFUSED) ${Math.round(ago)} ms ago; not tried again within ${REFUSED_RECENTLY_MS} ms`;
+      return Promise.resolve({ kind: 'failure', failure: { class: 'network', message } });
+    }
     this.#dispatcher = dispatcher;
+    this.#origin = target.origin;
     this.#options = { origin: target.origin, path: target.path, method: 'POST', headers: target.headers, body };
     this.#timer = setTimeout(() => this.#expire(), this.#timeoutMs);
     this.#offCancel = this.#cancel.onAbort(() => this.#abort());
@@ -309,6 +336,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
     this.#finished = true;
     const mode = this.#mode;
     this.#mode = 'done';
+    if (mode === 'head' && isConnectionRefused(error)) this.#noteRefusal();
     if (mode === 'sse') {
       this.#error = error;
       this.#wakeConsumer();
@@ -318,6 +346,16 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
   }
 
   // -------------------------------------------------------------------------
+
+  #noteRefusal(): void {
+    const dispatcher = this.#dispatcher!;
+    let byOrigin = refusals.get(dispatcher);
+    if (byOrigin === undefined) {
+      byOrigin = new Map();
+      refusals.set(dispatcher, byOrigin);
+    }
+    byOrigin.set(this.#origin, performance.now());
+  }
 
   #finishError(): void {
     this.#mode = 'done';

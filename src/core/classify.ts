@@ -49,6 +49,11 @@ export function classifyTransportError(err: unknown): Failure {
   return { class: klass, message: describeTransportError(err, code) };
 }
 
+/** The upstream's host refused the connection: nothing listens on its port. */
+export function isConnectionRefused(err: unknown): boolean {
+  return errorCode(err) === 'ECONNREFUSED';
+}
+
 function errorCode(err: unknown): string | undefined {
   // undici wraps socket errors (UND_ERR_SOCKET) around a more precise cause.
   let fallback: string | undefined;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent, Dispatcher } from 'undici';
+import { REFUSED_RECENTLY_MS } from '../../src/core/attempt.js';
 import { FailoverEngine } from '../../src/core/engine.js';
 import type { Behaviour, FakeUpstream } from '../helpers/fake-upstream.js';
 import {
@@ -99,6 +100,30 @@ describe('failure classes (each makes the engine move on)', () => {
     const events = await runAll(newEngine(), g, chatRequest());
     const failure = assertFailedOverWith(events, 'network');
     assert.match(failure.message, /refused/);
+  });
+
+  it('a port that refused a moment ago fails at once, and is connected to again soon after', async () => {
+    const baseurl = await refusedBaseurl();
+    const engine = newEngine();
+    const g = group('g', [endpoint(baseurl, { name: 'bad' }), endpoint(healthy.baseurl, { name: 'good' })]);
+    const first = assertFailedOverWith(await runAll(engine, g, chatRequest()), 'network');
+    assert.match(first.message, /connection refused/);
+    assert.doesNotMatch(first.message, /ago/);
+    // Under load every request would pay for a connect and its error: the next one does not try.
+    const second = assertFailedOverWith(await runAll(engine, g, chatRequest()), 'network');
+    assert.match(second.message, /connection refused \(ECONNREFUSED\) \d+ ms ago; not tried again within/);
+    // The server comes back on its port: a moment later it is used, not skipped.
+    const restarted = await startFakeUpstream(json(completionBody('back again')), Number(new URL(baseurl).port));
+    try {
+      await new Promise((r) => setTimeout(r, REFUSED_RECENTLY_MS + 20));
+      const events = await runAll(engine, g, chatRequest());
+      const done = last(events);
+      assert.equal(done.type, 'done');
+      assert.equal(done.type === 'done' && done.summary.endpoint, 'bad');
+      assert.equal(restarted.requests.length, 1);
+    } finally {
+      await restarted.close();
+    }
   });
 
   it('network: connection reset on arrival', async () => {

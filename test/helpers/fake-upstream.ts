@@ -60,6 +60,8 @@ export interface FakeUpstream {
 
 export async function startFakeUpstream(
   behaviour: Behaviour | ((n: number, req: ReceivedRequest) => Behaviour),
+  /** A given port: a server (re)started where one was down. */
+  listenPort = 0,
 ): Promise<FakeUpstream> {
   let pick = typeof behaviour === 'function' ? behaviour : () => behaviour;
   const sockets = new Set<Socket>();
@@ -87,7 +89,7 @@ export async function startFakeUpstream(
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     baseurl: `http://127.0.0.1:${port}/v1`,
