@@ -22,6 +22,7 @@ import { parseModelMapping, type ModelMapping } from '../../protocols/model-map.
 import { createProxyServer } from '../../server/app.js';
 import { createOriginPolicy, isLoopbackHost } from '../../server/origin-policy.js';
 import { CaptureObserver } from '../../server/capture.js';
+import { capYoungGeneration } from '../../server/young-generation.js';
 import { GroupRegistry } from '../../server/registry.js';
 import { createObservability } from '../../server/observability.js';
 import { createLogger, describeProblems, describeStartupProblems, loadGroupsOrFail, parseIntOption, withCommonOptions } from '../common.js';
@@ -198,12 +199,14 @@ async function serve(options: ServeOptions): Promise<void> {
     logger.log('info', { event: 'config', action: 'loaded', file: group.source, group: group.name, message: `${group.endpoints.length} usable endpoint(s)` });
   }
 
+  const uncapYoungGeneration = capYoungGeneration();
   const watcher = watchProfiles(loaded.dir, process.env, (update) => applyUpdate(update, registry, logger, err), {
     onError: (e) => err(`warning: profile watching stopped: ${e.message}`),
   });
 
   const signal = await stopSignal;
   observability.close();
+  uncapYoungGeneration();
   err(`\n${signal}: finishing ${proxy.inFlight()} in-flight request(s) (up to 30 s)...`);
   watcher.close();
   await proxy.shutdown(30_000);
