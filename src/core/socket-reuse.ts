@@ -21,21 +21,27 @@ export interface SocketWatcher {
 
 /** The watcher whose request undici is creating right now. */
 let creating: SocketWatcher | null = null;
-const watchers = new WeakMap<object, SocketWatcher>();
-/** Requests written on each socket so far. */
-const writes = new WeakMap<object, number>();
+/**
+ * Kept on undici's own request and socket objects under private symbols, not
+ * in WeakMaps: a WeakMap keyed by every request made V8's scavenges walk an
+ * ephemeron table per request, which cost the non-streaming path ~0.4x of the
+ * bare pass-through's CPU per request (bench ns-c16, #18).
+ */
+const WATCHER = Symbol('failproxy.watcher');
+/** Set on a socket once it has carried a request. */
+const USED = Symbol('failproxy.used');
 
 subscribe('undici:request:create', (message) => {
   if (creating === null) return;
-  watchers.set((message as { request: object }).request, creating);
+  (message as { request: { [WATCHER]?: SocketWatcher } }).request[WATCHER] = creating;
   creating = null;
 });
 
 subscribe('undici:client:sendHeaders', (message) => {
-  const { request, socket } = message as { request: object; socket: object };
-  const before = writes.get(socket) ?? 0;
-  writes.set(socket, before + 1);
-  watchers.get(request)?.onSocket(before > 0);
+  const { request, socket } = message as { request: { [WATCHER]?: SocketWatcher }; socket: { [USED]?: boolean } };
+  const reused = socket[USED] === true;
+  if (!reused) socket[USED] = true;
+  request[WATCHER]?.onSocket(reused);
 });
 
 /**
