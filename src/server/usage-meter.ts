@@ -17,7 +17,12 @@ import {
 export class UsageMeter implements EngineObserver {
   readonly #totals = new Map<string, UsageTotals>();
   readonly #priceOf: PriceLookup;
-  readonly #priced = new WeakMap<RequestSummary, UsageFigures | null>();
+  /**
+   * The last summary priced: the observers of one event ask one after another.
+   * Not a WeakMap keyed by every summary, whose ephemerons each scavenge walks.
+   */
+  #pricedSummary: RequestSummary | null = null;
+  #pricedFigures: UsageFigures | null = null;
 
   constructor(priceOf: PriceLookup) {
     this.#priceOf = priceOf;
@@ -41,11 +46,11 @@ export class UsageMeter implements EngineObserver {
    * feed and this meter all ask for the same summary: it is priced once.
    */
   figuresOf(group: string, summary: RequestSummary): UsageFigures | null {
-    const known = this.#priced.get(summary);
-    if (known !== undefined) return known;
+    if (summary === this.#pricedSummary) return this.#pricedFigures;
     const price = summary.endpoint !== null ? this.#priceOf(group, summary.endpoint) : undefined;
     const figures = usageFigures(summary.usage, price);
-    this.#priced.set(summary, figures);
+    this.#pricedSummary = summary;
+    this.#pricedFigures = figures;
     return figures;
   }
 
