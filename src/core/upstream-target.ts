@@ -4,9 +4,32 @@
  * target is computed once per endpoint object (a reload makes new ones), not
  * once per request.
  */
-import { Agent } from 'undici';
+import { createRequire } from 'node:module';
+import type { Dispatcher, Agent as UndiciAgent } from 'undici';
 import { adapterFor } from './providers/index.js';
 import type { Endpoint } from './types.js';
+
+/**
+ * undici's Agent and its `request()` without the rest of undici: its index
+ * also loads fetch, WebSocket, the caches and the mocks, ~9 MB of RSS for the
+ * life of `serve` that a proxy never uses (idle RSS, bench `hold512`, #18).
+ * Both files have been there since undici 6; every engine test goes through them.
+ */
+const load = createRequire(import.meta.url);
+const Agent = load('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
+type Agent = UndiciAgent;
+const apiRequest = load('undici/lib/api/api-request.js') as (
+  this: Dispatcher,
+  options: Dispatcher.RequestOptions,
+) => Promise<Dispatcher.ResponseData>;
+
+/**
+ * `dispatcher.request(options)` for any dispatcher: undici's index is what
+ * puts `request` on the Dispatcher prototype, and it is not loaded here.
+ */
+export function requestOn(dispatcher: Dispatcher, options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  return apiRequest.call(dispatcher, options);
+}
 
 /**
  * The engines' own upstream pool. Their watchdogs bound every phase, so

@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import type { Cancellation } from '../cancellation.js';
 import { classifyTransportError, failureFromResponse, parseRetryAfter } from '../classify.js';
 import type { Failure } from '../types.js';
-import { upstreamHeaders } from '../upstream-target.js';
+import { requestOn, upstreamHeaders } from '../upstream-target.js';
 import { judgeEmbeddingsBody, type ValidAnswer } from './answer.js';
 import type { EmbeddingInput, EmbeddingsEndpoint } from './types.js';
 
@@ -63,7 +63,7 @@ export async function callEmbeddings(dispatcher: Dispatcher, spec: CallSpec): Pr
     failure: { class: 'timeout', message: `no complete answer within ${Math.round(spec.timeoutMs / 100) / 10} s` },
   });
   try {
-    const response = await dispatcher.request({
+    const response = await requestOn(dispatcher, {
       origin: url.origin,
       path: url.pathname + url.search,
       method: 'POST',
