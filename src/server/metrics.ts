@@ -63,7 +63,6 @@ export class MetricsObserver implements EngineObserver {
   readonly #attempts: Counter<'group' | 'endpoint' | 'result'>;
   readonly #duration: Histogram<'group'>;
   readonly #ttft: Histogram<'group'>;
-  readonly #inFlight: Gauge;
   readonly #tokens: Counter<'group' | 'endpoint' | 'kind'>;
   readonly #cost: Counter<'group' | 'endpoint'>;
   readonly #usage: UsageMeter | undefined;
@@ -105,10 +104,14 @@ export class MetricsObserver implements EngineObserver {
       buckets: TTFT_BUCKETS,
       registers,
     });
-    this.#inFlight = new Gauge({
+    const open = this.#open;
+    new Gauge({
       name: 'failproxy_in_flight_requests',
       help: 'Requests being served right now.',
       registers,
+      collect() {
+        this.set(open.size);
+      },
     });
     this.#tokens = new Counter({
       name: 'failproxy_tokens_total',
@@ -171,10 +174,7 @@ export class MetricsObserver implements EngineObserver {
   onEvent(context: RequestContext, event: EngineEvent): void {
     switch (event.type) {
       case 'attempt_start':
-        if (!this.#open.has(context.requestId)) {
-          this.#open.add(context.requestId);
-          this.#inFlight.inc();
-        }
+        this.#open.add(context.requestId);
         return;
       case 'attempt_failed':
         this.#attempt(context.group, event.endpoint, event.failure.class);
@@ -208,7 +208,7 @@ export class MetricsObserver implements EngineObserver {
   }
 
   #end(context: RequestContext, outcome: RequestOutcome, endpoint: string | null, ms: number | null): void {
-    if (this.#open.delete(context.requestId)) this.#inFlight.dec();
+    this.#open.delete(context.requestId);
     this.#request(context.group, endpoint ?? '', outcome);
     if (ms !== null) this.#histogram(this.#duration, 'd', context.group).observe(ms / 1000);
   }
