@@ -16,21 +16,51 @@ export const STATUS_WINDOW_MS = 5 * 60_000;
 /** Most attempts (and first-token times) kept per endpoint, whatever their age. */
 export const STATUS_WINDOW_MAX = 500;
 
-interface AttemptSample {
-  at: number;
-  /** Null = success. */
-  failure: FailureClass | null;
-  ms: number;
+/**
+ * The last {@link STATUS_WINDOW_MAX} samples of one kind, oldest first, in
+ * typed arrays: a sample object per attempt would live for hundreds of
+ * requests, be copied by two scavenges into the old generation and cost the
+ * major collections a proxy's CPU went to (bench ns-c16, #18).
+ */
+class SampleRing {
+  readonly at = new Float64Array(STATUS_WINDOW_MAX);
+  readonly ms = new Float64Array(STATUS_WINDOW_MAX);
+  /** Index into {@link CLASSES} of the failure; -1 for a success. */
+  readonly failure = new Int16Array(STATUS_WINDOW_MAX);
+  #start = 0;
+  size = 0;
+
+  push(at: number, ms: number, failure: number): void {
+    let i: number;
+    if (this.size < STATUS_WINDOW_MAX) i = (this.#start + this.size++) % STATUS_WINDOW_MAX;
+    else {
+      i = this.#start;
+      this.#start = (this.#start + 1) % STATUS_WINDOW_MAX;
+    }
+    this.at[i] = at;
+    this.ms[i] = ms;
+    this.failure[i] = failure;
+  }
+
+  /** Array indices of the samples newer than `since`, oldest first (samples are in time order). */
+  *since(since: number): Generator<number> {
+    let n = 0;
+    while (n < this.size && this.at[(this.#start + n) % STATUS_WINDOW_MAX]! < since) n += 1;
+    for (; n < this.size; n++) yield (this.#start + n) % STATUS_WINDOW_MAX;
+  }
 }
 
-interface TtftSample {
-  at: number;
-  ms: number;
+/** Failure classes seen so far, so a sample stores a small number instead of the string. */
+const CLASSES: FailureClass[] = [];
+
+function classCode(failure: FailureClass): number {
+  const i = CLASSES.indexOf(failure);
+  return i !== -1 ? i : CLASSES.push(failure) - 1;
 }
 
 interface EndpointWindow {
-  attempts: AttemptSample[];
-  ttfts: TtftSample[];
+  attempts: SampleRing;
+  ttfts: SampleRing;
 }
 
 export interface WindowStats {
@@ -88,20 +118,16 @@ export class StatusObserver implements EngineObserver {
   onEvent(context: RequestContext, event: EngineEvent): void {
     switch (event.type) {
       case 'attempt_failed':
-        this.#push(context.group, event.endpoint, 'attempts', {
-          at: this.#now(),
-          failure: event.failure.class,
-          ms: event.ms,
-        });
+        this.#window(context.group, event.endpoint).attempts.push(this.#now(), event.ms, classCode(event.failure.class));
         return;
       case 'commit':
-        this.#push(context.group, event.endpoint, 'ttfts', { at: this.#now(), ms: event.ttftMs });
+        this.#window(context.group, event.endpoint).ttfts.push(this.#now(), event.ttftMs, -1);
         return;
       case 'done': {
         const endpoint = event.summary.endpoint;
         if (endpoint === null) return;
         const ms = event.summary.attempts.at(-1)?.ms ?? event.summary.ms;
-        this.#push(context.group, endpoint, 'attempts', { at: this.#now(), failure: null, ms });
+        this.#window(context.group, endpoint).attempts.push(this.#now(), ms, -1);
         return;
       }
       default:
@@ -109,36 +135,33 @@ export class StatusObserver implements EngineObserver {
     }
   }
 
-  #push<K extends keyof EndpointWindow>(
-    group: string,
-    endpoint: string,
-    list: K,
-    sample: EndpointWindow[K][number],
-  ): void {
+  #window(group: string, endpoint: string): EndpointWindow {
     const key = windowKey(group, endpoint);
     let window = this.#windows.get(key);
     if (!window) {
-      window = { attempts: [], ttfts: [] };
+      window = { attempts: new SampleRing(), ttfts: new SampleRing() };
       this.#windows.set(key, window);
     }
-    const samples = window[list] as Array<EndpointWindow[K][number]>;
-    samples.push(sample);
-    // Amortized trim: drop the oldest in one splice once the list is well past the cap.
-    if (samples.length > STATUS_WINDOW_MAX * 1.25) samples.splice(0, samples.length - STATUS_WINDOW_MAX);
+    return window;
   }
 
   /** Window statistics for one endpoint (empty when it saw no traffic). */
   stats(group: string, endpoint: string): WindowStats {
     const window = this.#windows.get(windowKey(group, endpoint));
     const since = this.#now() - STATUS_WINDOW_MS;
-    const attempts = recent(window?.attempts ?? [], since);
-    const ttfts = recent(window?.ttfts ?? [], since).map((s) => s.ms);
-    const durations = attempts.map((s) => s.ms);
+    const durations: number[] = [];
+    const ttfts: number[] = [];
     const failures: Partial<Record<FailureClass, number>> = {};
     let successes = 0;
-    for (const sample of attempts) {
-      if (sample.failure === null) successes += 1;
-      else failures[sample.failure] = (failures[sample.failure] ?? 0) + 1;
+    if (window) {
+      const { attempts } = window;
+      for (const i of attempts.since(since)) {
+        durations.push(attempts.ms[i]!);
+        const code = attempts.failure[i]!;
+        if (code === -1) successes += 1;
+        else failures[CLASSES[code]!] = (failures[CLASSES[code]!] ?? 0) + 1;
+      }
+      for (const i of window.ttfts.since(since)) ttfts.push(window.ttfts.ms[i]!);
     }
     return {
       successes,
@@ -159,13 +182,6 @@ export class StatusObserver implements EngineObserver {
 }
 
 const windowKey = (group: string, endpoint: string): string => `${group}\u0000${endpoint}`;
-
-/** The last `STATUS_WINDOW_MAX` samples newer than `since` (samples are in time order). */
-function recent<T extends { at: number }>(samples: readonly T[], since: number): T[] {
-  let start = Math.max(0, samples.length - STATUS_WINDOW_MAX);
-  while (start < samples.length && samples[start]!.at < since) start += 1;
-  return samples.slice(start);
-}
 
 /** The `/status` body. No keys: endpoints show name and model only, messages are redacted. */
 export function buildStatus(
