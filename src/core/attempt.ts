@@ -13,6 +13,7 @@
 import type { Dispatcher } from 'undici';
 import type { Cancellation } from './cancellation.js';
 import { classifyTransportError, failureFromResponse, isConnectionRefused, parseRetryAfter } from './classify.js';
+import { noteRefusal, REFUSED_RECENTLY_MS, refusedRecently } from './refusals.js';
 import { dispatchWatched, type SocketWatcher } from './socket-reuse.js';
 import { targetFor } from './upstream-target.js';
 import { SseDecoder, type SseEvent } from './sse.js';
@@ -34,26 +35,6 @@ const HIGH_WATER = 64 * 1024;
 
 /** The connection went away before the response head. */
 const CLOSED_CONNECTION: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE']);
-
-/**
- * An origin that refused a connection this recently fails again without a new
- * connect: under load every request would otherwise pay for a socket, an
- * error and its stack only to learn the same thing (the cooldown skips the
- * endpoint only after three failures, and only that endpoint, not every
- * endpoint on the dead host). Short, so a restarted server is tried again
- * almost at once, and far below any cooldown, so a half-open probe connects.
- */
-export const REFUSED_RECENTLY_MS = 250;
-
-/** When each origin last refused a connection, per dispatcher (one engine's pool). */
-const refusals = new WeakMap<Dispatcher, Map<string, number>>();
-
-function refusedRecently(dispatcher: Dispatcher, origin: string): number | null {
-  const at = refusals.get(dispatcher)?.get(origin);
-  if (at === undefined) return null;
-  const ago = performance.now() - at;
-  return ago < REFUSED_RECENTLY_MS ? ago : null;
-}
 
 /** What the response is, once its head is in. */
 type Mode = 'head' | 'error' | 'body' | 'sse' | 'done';
@@ -336,7 +317,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
     this.#finished = true;
     const mode = this.#mode;
     this.#mode = 'done';
-    if (mode === 'head' && isConnectionRefused(error)) this.#noteRefusal();
+    if (mode === 'head' && isConnectionRefused(error)) noteRefusal(this.#dispatcher!, this.#origin);
     if (mode === 'sse') {
       this.#error = error;
       this.#wakeConsumer();
@@ -346,16 +327,6 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler, SocketWatche
   }
 
   // -------------------------------------------------------------------------
-
-  #noteRefusal(): void {
-    const dispatcher = this.#dispatcher!;
-    let byOrigin = refusals.get(dispatcher);
-    if (byOrigin === undefined) {
-      byOrigin = new Map();
-      refusals.set(dispatcher, byOrigin);
-    }
-    byOrigin.set(this.#origin, performance.now());
-  }
 
   #finishError(): void {
     this.#mode = 'done';

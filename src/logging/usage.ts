@@ -115,3 +115,8 @@ export function priceLookup(
 ): PriceLookup {
   return (group, endpoint) => groupOf(group)?.endpoints.find((e) => e.name === endpoint)?.price;
 }
+
+/** Prices of one group's endpoints (a command that serves a single group). */
+export function groupPrices(group: { name: string; endpoints: ReadonlyArray<{ name: string; price?: EndpointPrice }> }): PriceLookup {
+  return priceLookup((name) => (name === group.name ? group : undefined));
+}

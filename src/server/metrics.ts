@@ -157,12 +157,7 @@ export class MetricsObserver implements EngineObserver {
         for (const group of groups()) {
           for (const endpoint of group.endpoints) {
             if (endpoint.pool === undefined && endpoint.limits === undefined) continue;
-            const labels = {
-              group: group.name,
-              endpoint: endpoint.name,
-              pool: endpoint.pool ?? endpoint.name,
-              lane: endpoint.lane ?? '',
-            };
+            const labels = { group: group.name, endpoint: endpoint.name, pool: endpoint.pool ?? endpoint.name, lane: endpoint.lane ?? '' };
             this.set(labels, limits.inflight(endpointKey(endpoint)));
           }
         }

@@ -5,7 +5,6 @@
  */
 import type { EngineObserver } from '../core/observe.js';
 import type { HealthTracker } from '../core/health.js';
-import type { Group } from '../core/types.js';
 import type { GroupRegistry } from './registry.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendJson, type Headers } from './http.js';
@@ -40,15 +39,10 @@ export function createObservability(
   const startedAt = Date.now();
   const status = new StatusObserver();
   const usage = new UsageMeter(priceLookup((name) => groups.get(name)));
-  const all = (): Group[] => groups.all();
-  const metrics = new MetricsObserver(health, all, { ...options, usage });
+  const metrics = new MetricsObserver(health, () => groups.all(), { ...options, usage });
   const feed = new RequestFeed(usage);
   const statusNow = (): StatusBody => buildStatus(health, groups.all(), status, startedAt, Date.now(), usage);
-  const live = new LiveEvents({
-    feed,
-    status: statusNow,
-    ...(options.liveIntervalMs !== undefined ? { intervalMs: options.liveIntervalMs } : {}),
-  });
+  const live = new LiveEvents({ feed, status: statusNow, ...(options.liveIntervalMs !== undefined ? { intervalMs: options.liveIntervalMs } : {}) });
   return {
     observers: [status, usage, metrics, feed],
     status: statusNow,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Agent, Dispatcher } from 'undici';
-import { REFUSED_RECENTLY_MS } from '../../src/core/attempt.js';
+import { REFUSED_RECENTLY_MS } from '../../src/core/refusals.js';
 import { FailoverEngine } from '../../src/core/engine.js';
 import type { Behaviour, FakeUpstream } from '../helpers/fake-upstream.js';
 import {

@@ -13,7 +13,7 @@ import { isEmbeddingsGroup } from '../../core/embeddings/types.js';
 import type { ConfigProblem } from '../../config/profiles.js';
 import { startDemoUpstreams, type DemoUpstreams } from '../../demo/upstreams.js';
 import { LogObserver } from '../../logging/observer.js';
-import { priceLookup } from '../../logging/usage.js';
+import { groupPrices } from '../../logging/usage.js';
 import { colorLevelFor, colorsFor, formatDuration } from '../../logging/pretty.js';
 import { PlainAskOutput } from '../ask/plain.js';
 import { composePrompt, readStdinPrompt } from '../ask/prompt.js';
@@ -180,7 +180,7 @@ async function askGroup(group: Group, body: ChatRequest, options: AskOptions): P
     logErrorShown = true;
     process.stderr.write(`failproxy: cannot write the log: ${err.message}\n`);
   });
-  const observer = new LogObserver(logger, { priceOf: priceLookup((name) => (name === group.name ? group : undefined)) });
+  const observer = new LogObserver(logger, { priceOf: groupPrices(group) });
   const context = inProcessContext(group.name, body);
   const controller = new AbortController();
   // Not `once`: Ink's signal-exit kills the process on SIGINT when no other listener is left.

@@ -8,7 +8,7 @@ import { FailoverEngine } from '../../core/engine.js';
 import { UsageError, WorkFailedError } from '../../core/errors.js';
 import { registerSecrets } from '../../core/redact.js';
 import { LogObserver } from '../../logging/observer.js';
-import { formatCost, priceLookup } from '../../logging/usage.js';
+import { formatCost, groupPrices } from '../../logging/usage.js';
 import { readCapture } from '../../server/capture.js';
 import { RequestFeed, type FeedRequest } from '../../server/feed.js';
 import { UsageMeter } from '../../server/usage-meter.js';
@@ -53,7 +53,7 @@ async function replay(id: string, raw: RawReplayOptions): Promise<void> {
 
   const engine = new FailoverEngine();
   const logger = createLogger(raw.logDir);
-  const priceOf = priceLookup((name) => (name === group.name ? group : undefined));
+  const priceOf = groupPrices(group);
   const usage = new UsageMeter(priceOf);
   const feed = new RequestFeed(usage);
   let result: FeedRequest | null = null;
